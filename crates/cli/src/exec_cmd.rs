@@ -1,0 +1,142 @@
+//! `exec`: builds the process from `--process` or from the command line on top of the
+//! container's own process settings, then runs it (in the foreground unless detached).
+use bulwark_runtime::{self as runtime, ExecOptions, StateRoot};
+use bulwark_spec::runtime::{Capability, Process};
+
+use crate::args::ExecArgs;
+use crate::foreground;
+use crate::CmdResult;
+
+pub fn exec(root: &StateRoot, a: &ExecArgs) -> CmdResult {
+    let process = build_process(root, a)?;
+    let relay = if process.terminal().unwrap_or(false) && !a.detach && a.console_socket.is_none() {
+        Some(foreground::console_pair()?)
+    } else {
+        None
+    };
+    let (ours, theirs) = match relay {
+        Some((ours, theirs)) => (Some(ours), Some(theirs)),
+        None => (None, None),
+    };
+    let options = ExecOptions {
+        process,
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        console: theirs,
+        preserve_fds: a.preserve_fds,
+    };
+    let spawned = runtime::exec(root, &a.id, options).map_err(|e| e.to_string())?;
+    let master = ours.as_ref().map(foreground::receive_master).transpose()?;
+    if a.detach {
+        return Ok(0);
+    }
+    foreground::wait(spawned.pid, master)
+}
+
+fn build_process(root: &StateRoot, a: &ExecArgs) -> Result<Process, String> {
+    if let Some(path) = &a.process {
+        let text = std::fs::read(path)
+            .map_err(|e| format!("cannot read --process {}: {e}", path.display()))?;
+        let de = &mut serde_json::Deserializer::from_slice(&text);
+        return serde_path_to_error_free(de)
+            .map_err(|e| format!("--process {}: {e}", path.display()));
+    }
+    if a.command.is_empty() {
+        return Err("exec needs a command to run after the container id, or --process FILE".into());
+    }
+    let container = root.open(&a.id).map_err(|e| e.to_string())?;
+    let saved_process = container
+        .load()
+        .map_err(|e| e.to_string())?
+        .and_then(|s| s.config.process().clone())
+        .unwrap_or_default();
+    drop(container);
+    let mut process = saved_process;
+    process.set_args(Some(a.command.clone()));
+    process.set_terminal(Some(a.tty));
+    let mut env = process.env().clone().unwrap_or_default();
+    for var in &a.env {
+        let key = var.split('=').next().unwrap_or_default();
+        if key.is_empty() || !var.contains('=') {
+            return Err(format!("--env {var:?} is not valid (expected NAME=value)"));
+        }
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(var.clone());
+    }
+    process.set_env(Some(env));
+    if let Some(cwd) = &a.cwd {
+        process.set_cwd(cwd.clone());
+    }
+    if let Some(user) = &a.user {
+        let (uid, gid) = parse_user(user)?;
+        let mut u = process.user().clone();
+        u.set_uid(uid);
+        if let Some(gid) = gid {
+            u.set_gid(gid);
+        }
+        process.set_user(u);
+    }
+    if !a.additional_gids.is_empty() {
+        let mut u = process.user().clone();
+        u.set_additional_gids(Some(a.additional_gids.clone()));
+        process.set_user(u);
+    }
+    if !a.caps.is_empty() {
+        let mut caps = process.capabilities().clone().unwrap_or_default();
+        for name in &a.caps {
+            let cap: Capability = serde_json::from_value(serde_json::Value::String(
+                name.to_ascii_uppercase(),
+            ))
+            .map_err(|_| {
+                format!(
+                    "--cap {name:?} is not a capability (expected a name such as CAP_NET_ADMIN)"
+                )
+            })?;
+            let mut b = caps.bounding().clone().unwrap_or_default();
+            b.insert(cap);
+            caps.set_bounding(Some(b));
+            let mut e = caps.effective().clone().unwrap_or_default();
+            e.insert(cap);
+            caps.set_effective(Some(e));
+            let mut p = caps.permitted().clone().unwrap_or_default();
+            p.insert(cap);
+            caps.set_permitted(Some(p));
+        }
+        process.set_capabilities(Some(caps));
+    }
+    if a.no_new_privs {
+        process.set_no_new_privileges(Some(true));
+    }
+    Ok(process)
+}
+
+fn serde_path_to_error_free(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
+) -> Result<Process, String> {
+    use serde::Deserialize;
+    Process::deserialize(de).map_err(|e| e.to_string())
+}
+
+/// `uid[:gid]`, numeric as runc takes it.
+fn parse_user(text: &str) -> Result<(u32, Option<u32>), String> {
+    let bad = || format!("--user {text:?} is not valid (expected uid or uid:gid, as numbers)");
+    let (uid, gid) = match text.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (text, None),
+    };
+    let uid = uid.parse().map_err(|_| bad())?;
+    let gid = gid.map(|g| g.parse().map_err(|_| bad())).transpose()?;
+    Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users() {
+        assert_eq!(parse_user("1000").unwrap(), (1000, None));
+        assert_eq!(parse_user("1000:2000").unwrap(), (1000, Some(2000)));
+        assert!(parse_user("bob").unwrap_err().contains("bob"));
+    }
+}

@@ -1,0 +1,87 @@
+//! `list` and `ps`.
+use bulwark_runtime::{self as runtime, StateRoot};
+
+use crate::args::{ListArgs, ListFormat, PsArgs};
+use crate::CmdResult;
+
+pub fn list(root: &StateRoot, a: &ListArgs) -> CmdResult {
+    let mut states = Vec::new();
+    for id in root.ids().map_err(|e| e.to_string())? {
+        // A container being created holds its lock; skip what cannot be read yet.
+        let Ok(container) = root.open(&id) else {
+            continue;
+        };
+        if let Ok(state) = runtime::state_of(&container) {
+            states.push(state);
+        }
+    }
+    if a.quiet {
+        states.iter().for_each(|s| println!("{}", s.id));
+        return Ok(0);
+    }
+    match a.format {
+        ListFormat::Json => println!(
+            "{}",
+            serde_json::to_string(&states).map_err(|e| e.to_string())?
+        ),
+        ListFormat::Table => {
+            println!(
+                "{:<20} {:<8} {:<10} {:<40} {:<32} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            );
+            for s in &states {
+                println!(
+                    "{:<20} {:<8} {:<10} {:<40} {:<32} {}",
+                    s.id,
+                    s.pid,
+                    s.status,
+                    s.bundle.display(),
+                    s.created,
+                    s.owner
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub fn ps(root: &StateRoot, a: &PsArgs) -> CmdResult {
+    let container = root.open(&a.id).map_err(|e| e.to_string())?;
+    let state = runtime::state_of(&container).map_err(|e| e.to_string())?;
+    let pids = if state.pid > 0 {
+        runtime::container_pids(state.pid)
+    } else {
+        Vec::new()
+    };
+    match a.format {
+        ListFormat::Json => println!(
+            "{}",
+            serde_json::to_string(&pids).map_err(|e| e.to_string())?
+        ),
+        ListFormat::Table => {
+            println!("{:<8} {:<8} {:<8} CMD", "UID", "PID", "PPID");
+            for pid in pids {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let field = |name: &str| {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .and_then(|v| v.split_whitespace().next())
+                        .unwrap_or("?")
+                        .to_string()
+                };
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                println!(
+                    "{:<8} {:<8} {:<8} {}",
+                    field("Uid:"),
+                    pid,
+                    field("PPid:"),
+                    cmd.trim()
+                );
+            }
+        }
+    }
+    Ok(0)
+}

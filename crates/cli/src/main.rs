@@ -1,0 +1,130 @@
+//! `bulwark-runtime`: the composition root. Parses runc's command line, then hands each
+//! command to the lifecycle in `bulwark-runtime` (the library crate).
+#![forbid(unsafe_code)]
+
+mod args;
+mod default_spec;
+mod exec_cmd;
+mod features;
+mod foreground;
+mod list;
+mod log;
+mod seal;
+
+use std::process::ExitCode;
+
+use args::{Cli, Command};
+use bulwark_runtime::{self as runtime, CreateOptions, StateRoot};
+use clap::Parser;
+
+/// An error to report, already worded for the user.
+type CmdResult = Result<i32, String>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let logger = log::Logger {
+        file: cli.log.clone(),
+        format: cli.log_format,
+        debug: cli.debug,
+    };
+    match dispatch(cli, &logger) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(message) => {
+            logger.error(&message);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
+    let root = StateRoot::new(cli.root.clone());
+    let launches = matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    );
+    if launches {
+        check_host_options(&cli)?;
+        seal::ensure_sealed()?;
+    }
+    let e = |e: runtime::RuntimeError| e.to_string();
+    match cli.command {
+        Command::Spec(a) => {
+            default_spec::write(&a.bundle, cli.rootless.as_deref() == Some("true")).map(|()| 0)
+        }
+        Command::Features => {
+            println!("{}", features::json());
+            Ok(0)
+        }
+        Command::Create(a) => {
+            let (_container, spawned) = runtime::create(&root, create_options(&a)).map_err(e)?;
+            logger.debug(&format!(
+                "container {} created, init pid {}",
+                a.id, spawned.pid
+            ));
+            Ok(0)
+        }
+        Command::Start(a) => {
+            for warning in runtime::start(&root, &a.id).map_err(e)? {
+                logger.warn(&warning);
+            }
+            Ok(0)
+        }
+        Command::State(a) => {
+            let container = root.open(&a.id).map_err(e)?;
+            let state = runtime::state_of(&container).map_err(e)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&state).map_err(|e| e.to_string())?
+            );
+            Ok(0)
+        }
+        Command::Kill(a) => {
+            let signal = runtime::parse_signal(&a.signal).map_err(e)?;
+            runtime::kill(&root, &a.id, signal, a.all)
+                .map_err(e)
+                .map(|()| 0)
+        }
+        Command::Delete(a) => {
+            for warning in runtime::delete(&root, &a.id, a.force).map_err(e)? {
+                logger.warn(&warning);
+            }
+            Ok(0)
+        }
+        Command::Run(a) => foreground::run(&root, &a, create_options(&a.create), logger),
+        Command::Exec(a) => exec_cmd::exec(&root, &a),
+        Command::List(a) => list::list(&root, &a),
+        Command::Ps(a) => list::ps(&root, &a),
+    }
+}
+
+fn create_options(a: &args::CreateArgs) -> CreateOptions {
+    CreateOptions {
+        id: a.id.clone(),
+        bundle: a.bundle.clone(),
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+        console: None,
+    }
+}
+
+/// Global options this build cannot honour yet get a clear error instead of being ignored.
+fn check_host_options(cli: &Cli) -> Result<(), String> {
+    if cli.systemd_cgroup {
+        return Err("--systemd-cgroup is not supported yet: bulwark-runtime manages cgroups itself (use the cgroupfs driver)".into());
+    }
+    let rootless = cli.rootless.as_deref().unwrap_or("auto");
+    if !matches!(rootless, "true" | "false" | "auto") {
+        return Err(format!(
+            "--rootless {rootless:?} is not valid (expected true, false or auto)"
+        ));
+    }
+    if !nix::unistd::geteuid().is_root() && rootless != "false" {
+        return Err(
+            "running as a non-root user is not supported yet: run bulwark-runtime as root".into(),
+        );
+    }
+    Ok(())
+}

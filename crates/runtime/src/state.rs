@@ -1,0 +1,107 @@
+//! What is saved about a container, and the OCI state derived from it.
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use bulwark_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+/// The OCI lifecycle status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        };
+        f.write_str(text)
+    }
+}
+
+/// `state.json` in the container's state directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedState {
+    pub id: String,
+    /// The init's pid in the runtime's pid namespace.
+    pub pid: i32,
+    /// The init's start time (clock ticks after boot), so a recycled pid is not mistaken
+    /// for the container.
+    pub pid_start: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    /// The configuration the container was created with (poststop hooks, namespaces).
+    pub config: Spec,
+}
+
+/// The state the OCI runtime spec defines, as `state` prints and hooks read it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState {
+    pub oci_version: String,
+    pub id: String,
+    pub status: Status,
+    pub pid: i32,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+}
+
+impl SavedState {
+    pub fn oci(&self, status: Status) -> OciState {
+        OciState {
+            oci_version: self.config.version().clone(),
+            id: self.id.clone(),
+            status,
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            owner: self.owner.clone(),
+            annotations: self.config.annotations().clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// The start time of a process (field 22 of `/proc/<pid>/stat`) and whether it is a zombie.
+pub fn process_start(pid: i32) -> Option<(u64, bool)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let state = fields.first()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((start, *state == "Z" || *state == "X"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_start_time_is_readable() {
+        let (start, zombie) = process_start(std::process::id() as i32).unwrap();
+        assert!(start > 0);
+        assert!(!zombie);
+        assert!(process_start(i32::MAX).is_none());
+    }
+}

@@ -1,0 +1,79 @@
+//! `process.terminal`: a pty made inside the container, its master handed to whoever
+//! listens on the console socket (SCM_RIGHTS, as runc does), its slave the process's stdio.
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use bulwark_spec::runtime::Box as ConsoleSize;
+use bulwark_sys::fs::{open_path_in_root, touch_in_root};
+use bulwark_sys::mount::{attach, clone_tree};
+use nix::fcntl::OFlag;
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+
+use crate::StepError;
+
+/// Creates the pty, sends its master over `socket` and makes the slave the controlling
+/// terminal and stdin/stdout/stderr. Runs after pivot_root, so `/dev/ptmx` is the
+/// container's own devpts instance.
+pub fn attach_terminal(
+    socket: &OwnedFd,
+    size: Option<&ConsoleSize>,
+    bind_dev_console: bool,
+) -> Result<(), StepError> {
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(StepError::sys("opening /dev/ptmx"))?;
+    nix::pty::grantpt(&master).map_err(StepError::sys("grantpt"))?;
+    nix::pty::unlockpt(&master).map_err(StepError::sys("unlockpt"))?;
+    let slave_name = nix::pty::ptsname_r(&master).map_err(StepError::sys("ptsname"))?;
+    let slave = nix::fcntl::open(
+        slave_name.as_str(),
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(StepError::sys(format!("opening {slave_name}")))?;
+    if let Some(size) = size {
+        bulwark_sys::tty::set_window_size(slave.as_fd(), size.height() as u16, size.width() as u16)
+            .map_err(StepError::sys("setting the window size"))?;
+    }
+    let fds = [master.as_raw_fd()];
+    let payload = b"/dev/ptmx";
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &[IoSlice::new(payload)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(StepError::sys(
+        "sending the pty master over the console socket",
+    ))?;
+    drop(master);
+    if bind_dev_console {
+        bind_console(&slave_name)?;
+    }
+    nix::unistd::setsid().map_err(StepError::sys("setsid"))?;
+    bulwark_sys::tty::set_controlling_terminal(slave.as_fd())
+        .map_err(StepError::sys("making the pty the controlling terminal"))?;
+    nix::unistd::dup2_stdin(&slave).map_err(StepError::sys("dup2 onto stdin"))?;
+    nix::unistd::dup2_stdout(&slave).map_err(StepError::sys("dup2 onto stdout"))?;
+    nix::unistd::dup2_stderr(&slave).map_err(StepError::sys("dup2 onto stderr"))?;
+    Ok(())
+}
+
+/// `/dev/console` shows the container's terminal, as on a real system.
+fn bind_console(slave_name: &str) -> Result<(), StepError> {
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(StepError::sys("opening /"))?;
+    if open_path_in_root(root.as_fd(), Path::new("/dev")).is_err() {
+        return Ok(());
+    }
+    let target = touch_in_root(root.as_fd(), Path::new("/dev/console"), 0o600)
+        .map_err(StepError::sys("creating /dev/console"))?;
+    let tree =
+        clone_tree(Path::new(slave_name), false).map_err(StepError::sys("cloning the pty"))?;
+    attach(tree.as_fd(), target.as_fd()).map_err(StepError::sys("bind-mounting /dev/console"))
+}

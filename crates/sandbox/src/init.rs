@@ -1,0 +1,197 @@
+//! The container's init: builds the root filesystem, applies the process settings, waits
+//! for `start`, and execs the user's program. Each step is named; the first failure is
+//! reported to the parent with the step that failed.
+use std::convert::Infallible;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use bulwark_spec::runtime::Linux;
+use bulwark_sys::fs::fd_path;
+use nix::fcntl::OFlag;
+
+use crate::message::{Channel, ToChild, ToParent};
+use crate::plan::ContainerPlan;
+use crate::{console, devices, hooks, idmap, mounts, paths, pivot, process, sysctl, StepError};
+
+/// Runs the init stage; returns an exit code only if the exec did not happen.
+pub fn run(plan: &ContainerPlan, channel: &Channel, via_intermediate: bool) -> i32 {
+    let ready = match build_container(plan, channel, via_intermediate) {
+        Ok(ready) => ready,
+        Err(e) => {
+            let _ = channel.send(&ToParent::Failed(e.to_string()));
+            return 1;
+        }
+    };
+    // From here on `create` has returned: failures can only be told on the container's stderr.
+    let Err(e) = start_program(plan, ready);
+    eprintln!("bulwark-runtime: container {}: {e}", plan.id);
+    127
+}
+
+/// What the init holds between `create` and `start`.
+struct Ready {
+    fifo: OwnedFd,
+    program: std::path::PathBuf,
+    state: String,
+}
+
+fn build_container(
+    plan: &ContainerPlan,
+    channel: &Channel,
+    via_intermediate: bool,
+) -> Result<Ready, StepError> {
+    let spec = &plan.bundle.spec;
+    let linux = spec.linux().as_ref();
+    let process = &plan.process.process;
+    if plan.creates_user_namespace() && !via_intermediate {
+        channel.send(&ToParent::NeedIdMaps)?;
+        match channel.expect::<ToChild>("waiting for the id maps")? {
+            ToChild::IdMapsWritten => idmap::become_namespace_root(),
+            other => return Err(StepError::msg(format!("unexpected message {other:?}"))),
+        }
+    }
+    let fifo = nix::fcntl::open(
+        &plan.exec_fifo,
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(StepError::sys("opening the exec fifo"))?;
+
+    let root = pivot::prepare_root(
+        &plan.bundle.rootfs,
+        linux.and_then(|l| l.rootfs_propagation().as_deref()),
+    )?;
+    let mounts = spec.mounts().clone().unwrap_or_default();
+    mounts::mount_all(
+        root.as_fd(),
+        &plan.bundle.dir,
+        &mounts,
+        plan.in_user_namespace(),
+    )?;
+    let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+    devices::create_all(root.as_fd(), &devices, plan.in_user_namespace())?;
+    devices::create_links(root.as_fd())?;
+
+    channel.send(&ToParent::RunRuntimeHooks)?;
+    let state = match channel.expect::<ToChild>("waiting for the createRuntime hooks")? {
+        ToChild::RuntimeHooksDone { state } => state,
+        other => return Err(StepError::msg(format!("unexpected message {other:?}"))),
+    };
+    let spec_hooks = spec.hooks().as_ref();
+    let create_container = spec_hooks
+        .and_then(|h| h.create_container().clone())
+        .unwrap_or_default();
+    hooks::run_all("createContainer", &create_container, state.as_bytes())
+        .map_err(StepError::Message)?;
+
+    pivot::enter_root(&root, plan.no_pivot)?;
+    drop(root);
+    finish_root(plan, linux)?;
+    set_identity(plan)?;
+    if let Some(console) = plan
+        .process
+        .console
+        .as_ref()
+        .filter(|_| process.terminal().unwrap_or(false))
+    {
+        console::attach_terminal(console, process.console_size().as_ref(), true)?;
+    }
+    if spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly().unwrap_or(false))
+    {
+        pivot::make_root_readonly()?;
+    }
+    process::apply_privileged_settings(process, linux)?;
+    process::enter_cwd(process.cwd())?;
+    let args = process.args().clone().unwrap_or_default();
+    let env = process.env().clone().unwrap_or_default();
+    let program = process::resolve_executable(&args[0], &env)?;
+    bulwark_sys::process::cloexec_from(3 + plan.process.preserve_fds)
+        .map_err(StepError::sys("closing inherited fds"))?;
+    channel.send(&ToParent::Ready)?;
+    Ok(Ready {
+        fifo,
+        program,
+        state,
+    })
+}
+
+/// Masked and read-only paths, propagation, sysctls: what needs the final root.
+fn finish_root(plan: &ContainerPlan, linux: Option<&Linux>) -> Result<(), StepError> {
+    let Some(linux) = linux else {
+        return Ok(());
+    };
+    paths::mask(linux.masked_paths().as_deref().unwrap_or_default())?;
+    paths::make_readonly(linux.readonly_paths().as_deref().unwrap_or_default())?;
+    if let Some(propagation) = linux.rootfs_propagation() {
+        pivot::set_root_propagation(propagation)?;
+    }
+    if let Some(sysctls) = linux.sysctl() {
+        sysctl::apply(sysctls)?;
+    }
+    let _ = plan;
+    Ok(())
+}
+
+/// Hostname, domain name and session keyring.
+fn set_identity(plan: &ContainerPlan) -> Result<(), StepError> {
+    let spec = &plan.bundle.spec;
+    if let Some(name) = spec.hostname().as_deref().filter(|n| !n.is_empty()) {
+        nix::unistd::sethostname(name)
+            .map_err(StepError::sys(format!("setting hostname {name:?}")))?;
+    }
+    if let Some(name) = spec.domainname().as_deref().filter(|n| !n.is_empty()) {
+        bulwark_sys::process::set_domainname(name)
+            .map_err(StepError::sys(format!("setting domainname {name:?}")))?;
+    }
+    if !plan.no_new_keyring {
+        // Kernels or seccomp profiles without keyctl leave the inherited keyring; not fatal.
+        let _ = bulwark_sys::tune::join_new_session_keyring();
+    }
+    Ok(())
+}
+
+/// After `start`: startContainer hooks, the user switch, no_new_privs, the exec.
+fn start_program(plan: &ContainerPlan, ready: Ready) -> Result<Infallible, StepError> {
+    wait_for_start(&ready.fifo)?;
+    drop(ready.fifo);
+    let process = &plan.process.process;
+    let start_hooks = plan
+        .bundle
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone())
+        .unwrap_or_default();
+    hooks::run_all("startContainer", &start_hooks, ready.state.as_bytes())
+        .map_err(StepError::Message)?;
+    process::switch_user(process)?;
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().map_err(StepError::sys("setting noNewPrivileges"))?;
+    }
+    if let Some(cpus) = process
+        .exec_cpu_affinity()
+        .as_ref()
+        .and_then(|a| a.cpu_affinity_final().as_deref())
+    {
+        process::set_affinity(cpus, "process.execCPUAffinity.final")?;
+    }
+    Err(process::exec(&ready.program, process))
+}
+
+/// Blocks until `start` opens the fifo's read end.
+fn wait_for_start(fifo: &OwnedFd) -> Result<(), StepError> {
+    let path = fd_path(fifo.as_fd());
+    let writer = nix::fcntl::open(
+        Path::new(&path),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(StepError::sys(
+        "opening the exec fifo (is /proc mounted in the container?)",
+    ))?;
+    nix::unistd::write(&writer, b"0").map_err(StepError::sys("writing the exec fifo"))?;
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! The intermediate stage: joins namespaces by path, creates the new ones, writes time
+//! offsets, then forks the init so it starts inside the new pid and time namespaces.
+use std::os::fd::OwnedFd;
+
+use bulwark_spec::namespaces::clone_flag;
+use bulwark_sys::process::{clone_process, exit_now, Forked};
+use nix::sched::CloneFlags;
+
+use crate::message::{Channel, ToChild, ToParent};
+use crate::plan::ContainerPlan;
+use crate::{idmap, init, StepError};
+
+/// Runs the stage; returns the exit code of the intermediate process.
+pub fn run(plan: &ContainerPlan, channel: &Channel) -> i32 {
+    match steps(plan, channel) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = channel.send(&ToParent::Failed(e.to_string()));
+            1
+        }
+    }
+}
+
+fn steps(plan: &ContainerPlan, channel: &Channel) -> Result<(), StepError> {
+    join_namespaces(plan)?;
+    let flags = plan.namespaces.new_flags();
+    nix::sched::unshare(CloneFlags::from_bits_retain(flags as i32)).map_err(StepError::sys(
+        "creating the namespaces in linux.namespaces",
+    ))?;
+    if plan.creates_user_namespace() {
+        channel.send(&ToParent::NeedIdMaps)?;
+        match channel.expect::<ToChild>("waiting for the id maps")? {
+            ToChild::IdMapsWritten => idmap::become_namespace_root(),
+            other => return Err(StepError::msg(format!("unexpected message {other:?}"))),
+        }
+    }
+    write_time_offsets(plan)?;
+    match clone_process(0).map_err(StepError::sys("forking the container init"))? {
+        Forked::Child => exit_now(init::run(plan, channel, true)),
+        Forked::Parent { pid, .. } => channel.send(&ToParent::InitPid(pid.as_raw())),
+    }
+}
+
+/// Joins each `linux.namespaces[].path`, the user namespace first. All files are opened
+/// before any is joined, since joining the mount namespace changes what paths mean.
+fn join_namespaces(plan: &ContainerPlan) -> Result<(), StepError> {
+    let mut opened: Vec<(u64, OwnedFd, &std::path::Path)> = Vec::new();
+    for (kind, path) in &plan.namespaces.join {
+        let fd = nix::fcntl::open(
+            path.as_path(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(StepError::sys(format!(
+            "opening namespace path {}",
+            path.display()
+        )))?;
+        opened.push((clone_flag(*kind), fd, path));
+    }
+    for (flag, fd, path) in opened {
+        nix::sched::setns(&fd, CloneFlags::from_bits_retain(flag as i32)).map_err(
+            StepError::sys(format!("joining namespace {}", path.display())),
+        )?;
+    }
+    Ok(())
+}
+
+fn write_time_offsets(plan: &ContainerPlan) -> Result<(), StepError> {
+    let offsets = plan
+        .bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref());
+    let Some(offsets) = offsets.filter(|o| !o.is_empty()) else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, offset) in offsets {
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(StepError::msg(format!(
+                "linux.timeOffsets key {clock:?} is not valid (expected monotonic or boottime)"
+            )));
+        }
+        text += &format!(
+            "{clock} {} {}\n",
+            offset.secs().unwrap_or(0),
+            offset.nanosecs().unwrap_or(0)
+        );
+    }
+    std::fs::write("/proc/self/timens_offsets", text)
+        .map_err(|e| StepError::msg(format!("writing linux.timeOffsets: {e}")))
+}

@@ -1,0 +1,108 @@
+//! The typed messages the stages exchange over their socket, one JSON message per
+//! SOCK_SEQPACKET datagram.
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+use crate::StepError;
+
+/// From the intermediate or init process to the parent.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub enum ToParent {
+    /// The process has a new user namespace and waits for its uid/gid maps.
+    NeedIdMaps,
+    /// The intermediate forked the init process, whose pid (in the parent's pid
+    /// namespace) this is.
+    InitPid(i32),
+    /// Mounts are done, the root is not pivoted yet: run `prestart` and `createRuntime`.
+    RunRuntimeHooks,
+    /// Setup is complete; the init waits on the exec fifo (create) or execs now (exec).
+    Ready,
+    /// Setup failed; the process exits after sending this.
+    Failed(String),
+}
+
+/// From the parent to the intermediate or init process.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub enum ToChild {
+    IdMapsWritten,
+    /// The runtime hooks ran; carries the state JSON for the container-side hooks.
+    RuntimeHooksDone {
+        state: String,
+    },
+}
+
+/// One end of the stage socket.
+#[derive(Debug)]
+pub struct Channel(OwnedFd);
+
+/// A connected pair of channels, close-on-exec.
+pub fn channel_pair() -> Result<(Channel, Channel), StepError> {
+    let (a, b) = socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(StepError::sys("creating the stage socket"))?;
+    Ok((Channel(a), Channel(b)))
+}
+
+impl Channel {
+    /// The socket's fd number, for keeping it open across fd cleanup.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.0)
+    }
+
+    pub fn send<T: Serialize>(&self, message: &T) -> Result<(), StepError> {
+        let bytes = serde_json::to_vec(message).map_err(|e| StepError::msg(e.to_string()))?;
+        nix::unistd::write(self.0.as_fd(), &bytes)
+            .map_err(StepError::sys("sending a stage message"))?;
+        Ok(())
+    }
+
+    /// Receives one message; `Ok(None)` when the other side closed the socket.
+    pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>, StepError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match nix::unistd::read(self.0.as_fd(), &mut buf) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other.map_err(StepError::sys("reading a stage message"))?,
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&buf[..n])
+            .map(Some)
+            .map_err(|e| StepError::msg(format!("malformed stage message: {e}")))
+    }
+
+    /// Receives a message that must come; a closed socket is an error.
+    pub fn expect<T: for<'de> Deserialize<'de>>(&self, what: &str) -> Result<T, StepError> {
+        self.recv()?.ok_or_else(|| {
+            StepError::msg(format!("the parent closed the stage socket while {what}"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let (a, b) = channel_pair().unwrap();
+        a.send(&ToParent::NeedIdMaps).unwrap();
+        a.send(&ToParent::Failed("mounting /proc: EPERM".into()))
+            .unwrap();
+        assert_eq!(b.recv::<ToParent>().unwrap(), Some(ToParent::NeedIdMaps));
+        assert_eq!(
+            b.recv::<ToParent>().unwrap(),
+            Some(ToParent::Failed("mounting /proc: EPERM".into()))
+        );
+        drop(a);
+        assert_eq!(b.recv::<ToParent>().unwrap(), None);
+    }
+}

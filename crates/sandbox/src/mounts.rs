@@ -1,0 +1,223 @@
+//! The container's mounts, made inside its root without following any path out of it.
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use bulwark_spec::mount_options::{Bind, MountOptions};
+use bulwark_spec::runtime::Mount;
+use bulwark_sys::fs::{fd_path, mkdir_all_in_root, open_path_in_root, touch_in_root};
+use bulwark_sys::mount::{attach, clone_tree, set_attrs, Attrs};
+use bulwark_sys::Errno;
+use nix::mount::MsFlags;
+
+use crate::StepError;
+
+/// One `mounts[i]` entry, ready to be made.
+struct MountSpec<'a> {
+    index: usize,
+    mount: &'a Mount,
+    options: MountOptions,
+    typ: &'a str,
+}
+
+impl MountSpec<'_> {
+    fn describe(&self) -> String {
+        format!(
+            "mounts[{}] ({} on {})",
+            self.index,
+            if self.options.bind.is_some() {
+                "bind"
+            } else {
+                self.typ
+            },
+            self.mount.destination().display()
+        )
+    }
+}
+
+/// Makes every mount of `config.json` under `root` (a handle to the container's root),
+/// in order, so later mounts can land inside earlier ones.
+pub fn mount_all(
+    root: BorrowedFd<'_>,
+    bundle_dir: &Path,
+    mounts: &[Mount],
+    in_userns: bool,
+) -> Result<(), StepError> {
+    for (index, mount) in mounts.iter().enumerate() {
+        let options = MountOptions::parse(
+            mount.options().as_deref().unwrap_or_default(),
+            &format!("mounts[{index}].options"),
+        )
+        .map_err(|e| StepError::msg(e.to_string()))?;
+        let spec = MountSpec {
+            index,
+            mount,
+            typ: mount.typ().as_deref().unwrap_or("bind"),
+            options,
+        };
+        mount_one(root, bundle_dir, &spec, in_userns)
+            .map_err(|e| StepError::msg(format!("{}: {e}", spec.describe())))?;
+    }
+    Ok(())
+}
+
+fn mount_one(
+    root: BorrowedFd<'_>,
+    bundle_dir: &Path,
+    spec: &MountSpec,
+    in_userns: bool,
+) -> Result<(), StepError> {
+    let destination = spec.mount.destination();
+    if spec.options.bind.is_some() || spec.typ == "bind" {
+        let source = bind_source(
+            bundle_dir,
+            spec.mount.source().as_deref().unwrap_or(Path::new("")),
+        );
+        let recursive = spec.options.bind == Some(Bind::Recursive);
+        let target = bind_target(root, &source, destination)?;
+        bind(&source, target.as_fd(), &spec.options, recursive)?;
+    } else {
+        let target = mkdir_all_in_root(root, destination, 0o755)
+            .map_err(StepError::sys("creating the mount point"))?;
+        check_special_target(spec.typ, target.as_fd())?;
+        match new_filesystem(spec, target.as_fd()) {
+            // sysfs can only be mounted by the owner of the network namespace; in a user
+            // namespace sharing the host's network, bind the host's /sys read-only instead.
+            Err(StepError::Sys {
+                errno: Errno::EPERM,
+                ..
+            }) if spec.typ == "sysfs" && in_userns => {
+                let mut options = spec.options.clone();
+                options.recursive_set |= libc::MS_RDONLY as u64;
+                bind(Path::new("/sys"), target.as_fd(), &options, true)?;
+            }
+            other => other?,
+        }
+        if spec.typ == "proc" {
+            check_proc_mounted(root, destination)?;
+        }
+    }
+    finish_attached(root, destination, &spec.options)
+}
+
+/// Where a bind mount's source lives on the host: relative sources are taken from the bundle.
+fn bind_source(bundle_dir: &Path, source: &Path) -> PathBuf {
+    if source.is_absolute() {
+        source.to_path_buf()
+    } else {
+        bundle_dir.join(source)
+    }
+}
+
+/// The mount point for a bind: a directory for a directory source, a file otherwise.
+fn bind_target(
+    root: BorrowedFd<'_>,
+    source: &Path,
+    destination: &Path,
+) -> Result<OwnedFd, StepError> {
+    let meta = std::fs::metadata(source)
+        .map_err(|e| StepError::msg(format!("source {}: {e}", source.display())))?;
+    if meta.is_dir() {
+        mkdir_all_in_root(root, destination, 0o755)
+    } else {
+        touch_in_root(root, destination, 0o644)
+    }
+    .map_err(StepError::sys("creating the mount point"))
+}
+
+/// A bind mount made as a detached tree: flags set on the tree before it becomes visible.
+fn bind(
+    source: &Path,
+    target: BorrowedFd<'_>,
+    options: &MountOptions,
+    recursive: bool,
+) -> Result<(), StepError> {
+    let tree = clone_tree(source, recursive)
+        .map_err(StepError::sys(format!("cloning {}", source.display())))?;
+    set_attrs(
+        tree.as_fd(),
+        Attrs::from_ms(options.set, options.clear),
+        0,
+        false,
+    )
+    .map_err(StepError::sys("setting mount flags"))?;
+    set_attrs(
+        tree.as_fd(),
+        Attrs::from_ms(options.recursive_set, options.recursive_clear),
+        0,
+        true,
+    )
+    .map_err(StepError::sys("setting recursive mount flags"))?;
+    attach(tree.as_fd(), target).map_err(StepError::sys("attaching the mount"))
+}
+
+/// proc and sysfs must land on a real directory of the image, never through a symlink
+/// the image planted (the CVE-2025-31133 family).
+fn check_special_target(typ: &str, target: BorrowedFd<'_>) -> Result<(), StepError> {
+    if matches!(typ, "proc" | "sysfs") {
+        let stat =
+            nix::sys::stat::fstat(target).map_err(StepError::sys("inspecting the mount point"))?;
+        if stat.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(StepError::msg("the mount point is not a directory"));
+        }
+    }
+    Ok(())
+}
+
+fn new_filesystem(spec: &MountSpec, target: BorrowedFd<'_>) -> Result<(), StepError> {
+    let flags =
+        MsFlags::from_bits_retain((spec.options.set & !(libc::MS_REMOUNT as u64)) as libc::c_ulong);
+    let source = spec
+        .mount
+        .source()
+        .as_deref()
+        .map(|s| s.to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(spec.typ));
+    let data = spec.options.data_string();
+    nix::mount::mount(
+        Some(&source),
+        &fd_path(target),
+        Some(spec.typ),
+        flags,
+        data.as_deref(),
+    )
+    .map_err(StepError::sys(format!("mounting {}", spec.typ)))?;
+    Ok(())
+}
+
+/// A new procfs must be what the destination now shows: a swapped path would leave the
+/// container with a /proc the runtime did not make.
+fn check_proc_mounted(root: BorrowedFd<'_>, destination: &Path) -> Result<(), StepError> {
+    let mounted =
+        open_path_in_root(root, destination).map_err(StepError::sys("reopening the mount"))?;
+    let magic = bulwark_sys::fs::fs_magic(mounted.as_fd())
+        .map_err(StepError::sys("checking the new /proc"))?;
+    if magic != bulwark_sys::fs::PROC_SUPER_MAGIC {
+        return Err(StepError::msg("the new mount is not procfs"));
+    }
+    Ok(())
+}
+
+/// Applies what can only be set once the mount is attached: recursive attributes of a
+/// new filesystem and propagation changes.
+fn finish_attached(
+    root: BorrowedFd<'_>,
+    destination: &Path,
+    options: &MountOptions,
+) -> Result<(), StepError> {
+    let is_bind = options.bind.is_some();
+    let recursive = Attrs::from_ms(options.recursive_set, options.recursive_clear);
+    if options.propagation.is_empty() && (is_bind || recursive.is_empty()) {
+        return Ok(());
+    }
+    let mounted =
+        open_path_in_root(root, destination).map_err(StepError::sys("reopening the mount"))?;
+    if !is_bind {
+        set_attrs(mounted.as_fd(), recursive, 0, true)
+            .map_err(StepError::sys("setting recursive mount flags"))?;
+    }
+    for p in &options.propagation {
+        set_attrs(mounted.as_fd(), Attrs::default(), p.flag, p.recursive)
+            .map_err(StepError::sys("setting mount propagation"))?;
+    }
+    Ok(())
+}

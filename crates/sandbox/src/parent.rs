@@ -1,0 +1,140 @@
+//! The parent stage: forks the container, writes its id maps, runs the runtime-side
+//! hooks when asked, and returns once the init reports it is ready (or why it failed).
+use std::os::fd::OwnedFd;
+
+use bulwark_sys::process::{clone_process, exit_now, pidfd_open, pidfd_send_signal, Forked};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use crate::message::{channel_pair, Channel, ToChild, ToParent};
+use crate::plan::ContainerPlan;
+use crate::{idmap, init, intermediate, LaunchError, StepError};
+
+/// A container init that reported ready.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The init's pid in the runtime's pid namespace.
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+}
+
+/// Kills and reaps processes we forked unless the launch succeeds.
+struct Children {
+    procs: Vec<(Pid, OwnedFd)>,
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (pid, pidfd) in self.procs.drain(..) {
+            let _ = pidfd_send_signal(&pidfd, libc::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
+/// Starts the container's init. `runtime_hooks` is called with the init's pid when the
+/// `prestart`/`createRuntime` hooks are due; it returns the state JSON the container-side
+/// hooks get, or the hook failure.
+pub fn spawn_container(
+    plan: &ContainerPlan,
+    runtime_hooks: &mut dyn FnMut(Pid) -> Result<String, String>,
+) -> Result<Spawned, LaunchError> {
+    let (ours, theirs) = channel_pair()?;
+    // An init forked by the intermediate is reparented to us, so we can reap it.
+    nix::sys::prctl::set_child_subreaper(true).map_err(StepError::sys("PR_SET_CHILD_SUBREAPER"))?;
+    let via_intermediate = plan.needs_intermediate();
+    let flags = if via_intermediate {
+        0
+    } else {
+        plan.namespaces.new_flags()
+    };
+    let (pid, pidfd) = match clone_process(flags)
+        .map_err(StepError::sys("creating the container process"))?
+    {
+        Forked::Child => {
+            drop(ours);
+            let mut keep = plan.process.inherited_fds();
+            keep.push(theirs.raw_fd());
+            if let Err(e) = bulwark_sys::process::close_fds_except(&keep) {
+                let _ = theirs.send(&ToParent::Failed(format!("closing the runtime's fds: {e}")));
+                exit_now(1);
+            }
+            let code = if via_intermediate {
+                intermediate::run(plan, &theirs)
+            } else {
+                init::run(plan, &theirs, false)
+            };
+            exit_now(code)
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(theirs);
+    let mut children = Children {
+        procs: vec![(pid, pidfd)],
+    };
+    let init_pid = converse(plan, &ours, pid, &mut children, runtime_hooks)?;
+    let (pid, pidfd) = children
+        .procs
+        .pop()
+        .filter(|(p, _)| *p == init_pid)
+        .ok_or_else(|| LaunchError::Child("lost track of the init process".into()))?;
+    std::mem::forget(children);
+    Ok(Spawned { pid, pidfd })
+}
+
+/// Answers the child's messages until it is ready. Returns the init's pid.
+fn converse(
+    plan: &ContainerPlan,
+    channel: &Channel,
+    first: Pid,
+    children: &mut Children,
+    runtime_hooks: &mut dyn FnMut(Pid) -> Result<String, String>,
+) -> Result<Pid, LaunchError> {
+    let mut init = first;
+    loop {
+        let Some(message) = channel.recv::<ToParent>()? else {
+            let status = waitpid(init, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+                .map(|s| format!("{s:?}"))
+                .unwrap_or_else(|e| e.to_string());
+            return Err(LaunchError::ChildDied(status));
+        };
+        match message {
+            ToParent::NeedIdMaps => {
+                let linux = plan.bundle.spec.linux().as_ref();
+                let uids = linux
+                    .and_then(|l| l.uid_mappings().clone())
+                    .unwrap_or_default();
+                let gids = linux
+                    .and_then(|l| l.gid_mappings().clone())
+                    .unwrap_or_default();
+                idmap::write(first, &uids, &gids)?;
+                channel.send(&ToChild::IdMapsWritten)?;
+            }
+            ToParent::InitPid(raw) => {
+                init = Pid::from_raw(raw);
+                // The intermediate's work is done; it exits on its own.
+                if let Some((pid, _)) = children.procs.pop() {
+                    let _ = waitpid(pid, None);
+                }
+                let pidfd =
+                    pidfd_open(init).map_err(StepError::sys("opening a pidfd for the init"))?;
+                children.procs.push((init, pidfd));
+            }
+            ToParent::RunRuntimeHooks => {
+                let state = runtime_hooks(init).map_err(LaunchError::Hook)?;
+                channel.send(&ToChild::RuntimeHooksDone { state })?;
+            }
+            ToParent::Ready => return Ok(init),
+            ToParent::Failed(reason) => return Err(LaunchError::Child(reason)),
+        }
+    }
+}
+
+/// Runs `child` in a forked process whose exit code is the closure's result. Used by the
+/// exec path, which needs a plain fork before joining namespaces.
+pub(crate) fn fork_stage(child: impl FnOnce() -> i32) -> Result<(Pid, OwnedFd), StepError> {
+    match clone_process(0).map_err(StepError::sys("forking"))? {
+        Forked::Child => exit_now(child()),
+        Forked::Parent { pid, pidfd } => Ok((pid, pidfd)),
+    }
+}

@@ -1,0 +1,116 @@
+//! Preparing the root mount and switching the process into it.
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use bulwark_sys::mount::{set_attrs, Attrs, ATTR_RDONLY};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use crate::StepError;
+
+/// Stops mount events of the new mount namespace reaching the host, and makes the
+/// rootfs a mount point of its own (pivot_root needs one). Returns an `O_PATH` handle to it.
+pub fn prepare_root(rootfs: &Path, root_propagation: Option<&str>) -> Result<OwnedFd, StepError> {
+    let host_side = match root_propagation {
+        Some(p) if p.ends_with("private") => MsFlags::MS_PRIVATE,
+        _ => MsFlags::MS_SLAVE,
+    };
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        host_side | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(StepError::sys("making / a slave mount"))?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(StepError::sys(format!(
+        "bind-mounting root.path {}",
+        rootfs.display()
+    )))?;
+    // The rootfs's parent mount must not be shared, or pivot_root refuses.
+    mount(
+        None::<&str>,
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(StepError::sys("making the rootfs private"))?;
+    nix::fcntl::open(
+        rootfs,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(StepError::sys("opening the rootfs"))
+}
+
+/// Makes the rootfs `/`: pivot_root and detach the old root, or with `--no-pivot`
+/// move the rootfs over `/` and chroot into it.
+pub fn enter_root(root: &OwnedFd, no_pivot: bool) -> Result<(), StepError> {
+    nix::unistd::fchdir(root).map_err(StepError::sys("entering the rootfs"))?;
+    if no_pivot {
+        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+            .map_err(StepError::sys("moving the rootfs over / (--no-pivot)"))?;
+        nix::unistd::chroot(".").map_err(StepError::sys("chroot"))?;
+    } else {
+        nix::unistd::pivot_root(".", ".").map_err(StepError::sys("pivot_root"))?;
+        // The old root now sits on top of the new one; detach it without the unmount
+        // reaching the host.
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(StepError::sys("making the old root a slave"))?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(StepError::sys("detaching the old root"))?;
+    }
+    nix::unistd::chdir("/").map_err(StepError::sys("chdir /"))
+}
+
+/// Applies `linux.rootfsPropagation` to the new root.
+pub fn set_root_propagation(propagation: &str) -> Result<(), StepError> {
+    let recursive = propagation.starts_with('r');
+    let flag = match propagation.trim_start_matches('r') {
+        "shared" => MsFlags::MS_SHARED,
+        "slave" => MsFlags::MS_SLAVE,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        _ => MsFlags::MS_PRIVATE,
+    };
+    let flags = if recursive {
+        flag | MsFlags::MS_REC
+    } else {
+        flag
+    };
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).map_err(StepError::sys(format!(
+        "setting linux.rootfsPropagation {propagation}"
+    )))
+}
+
+/// Makes `/` read-only (`root.readonly`), changing only that one attribute so flags the
+/// kernel locked (nosuid, nodev in a user namespace) stay as they are.
+pub fn make_root_readonly() -> Result<(), StepError> {
+    let root = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(StepError::sys("opening /"))?;
+    set_attrs(
+        root.as_fd(),
+        Attrs {
+            set: ATTR_RDONLY,
+            clear: 0,
+        },
+        0,
+        false,
+    )
+    .map_err(StepError::sys("making root.readonly"))
+}

@@ -1,0 +1,70 @@
+//! What to launch: the validated bundle plus the choices the command line made.
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use bulwark_spec::runtime::Process;
+use bulwark_spec::{Bundle, NamespaceKind, NamespacePlan};
+use nix::unistd::Pid;
+
+/// The process to run and how its stdio is wired.
+#[derive(Debug)]
+pub struct ProcessPlan {
+    pub process: Process,
+    /// A connected console socket: the pty master is sent over it when
+    /// `process.terminal` is true.
+    pub console: Option<OwnedFd>,
+    /// How many fds after stdio (3, 4, ...) the process inherits.
+    pub preserve_fds: u32,
+}
+
+impl ProcessPlan {
+    /// The fds a forked stage keeps: stdio, the preserved fds, the console socket.
+    pub fn inherited_fds(&self) -> Vec<std::os::fd::RawFd> {
+        let mut fds: Vec<std::os::fd::RawFd> = (0..3 + self.preserve_fds as i32).collect();
+        fds.extend(self.console.as_ref().map(std::os::fd::AsRawFd::as_raw_fd));
+        fds
+    }
+}
+
+/// A new container.
+#[derive(Debug)]
+pub struct ContainerPlan {
+    pub id: String,
+    pub bundle: Bundle,
+    pub namespaces: NamespacePlan,
+    /// The exec fifo the init blocks on until `start`.
+    pub exec_fifo: PathBuf,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub process: ProcessPlan,
+}
+
+impl ContainerPlan {
+    /// An intermediate process is needed when namespaces are joined by path (they must be
+    /// joined before new ones are created, and a pid or time namespace only applies to
+    /// children) or when a time namespace needs offsets written before anyone enters it.
+    pub fn needs_intermediate(&self) -> bool {
+        !self.namespaces.join.is_empty() || self.namespaces.creates(NamespaceKind::Time)
+    }
+
+    pub fn creates_user_namespace(&self) -> bool {
+        self.namespaces.creates(NamespaceKind::User)
+    }
+
+    /// Whether the container runs in a user namespace other than the host's.
+    pub fn in_user_namespace(&self) -> bool {
+        self.namespaces.contains(NamespaceKind::User)
+    }
+}
+
+/// A new process in a running container.
+#[derive(Debug)]
+pub struct ExecPlan {
+    /// The container's init process, whose namespaces are joined.
+    pub container_pid: Pid,
+    /// The namespace kinds the container has (its config's `linux.namespaces`).
+    pub namespaces: Vec<NamespaceKind>,
+    pub process: ProcessPlan,
+    /// The container's `noNewPrivileges`-independent settings come from the process.
+    pub no_new_keyring: bool,
+}

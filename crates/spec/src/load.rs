@@ -1,0 +1,71 @@
+//! Reading `config.json` from a bundle directory.
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use crate::{validate, SpecError};
+
+/// A bundle whose configuration passed [`validate`].
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// The bundle directory, absolute.
+    pub dir: PathBuf,
+    /// The container's root filesystem, absolute.
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+/// Parses `config.json` text, reporting the JSON path of the first bad field.
+pub fn parse_config(text: &[u8]) -> Result<Spec, SpecError> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let field = err.path().to_string();
+        let field = if field == "." {
+            "(top level)".to_string()
+        } else {
+            field
+        };
+        SpecError::Json {
+            field,
+            message: err.into_inner().to_string(),
+        }
+    })
+}
+
+/// Loads and validates `<dir>/config.json`.
+pub fn load_bundle(dir: &Path) -> Result<Bundle, SpecError> {
+    let dir = std::path::absolute(dir).map_err(|source| SpecError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let config = dir.join("config.json");
+    let text = std::fs::read(&config).map_err(|source| SpecError::Read {
+        path: config.clone(),
+        source,
+    })?;
+    let spec = parse_config(&text)?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| SpecError::invalid("root", "null", "an object with a path"))?;
+    let rootfs = dir.join(root.path());
+    match std::fs::metadata(&rootfs) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(SpecError::invalid(
+                "root.path",
+                root.path(),
+                "a directory holding the container's root filesystem",
+            ))
+        }
+        Err(_) => {
+            return Err(SpecError::invalid(
+                "root.path",
+                rootfs,
+                "an existing directory (relative paths are taken from the bundle)",
+            ))
+        }
+    }
+    validate(&spec)?;
+    Ok(Bundle { dir, rootfs, spec })
+}
