@@ -25,7 +25,7 @@ impl std::fmt::Display for Status {
             Status::Paused => "paused",
             Status::Stopped => "stopped",
         };
-        f.write_str(text)
+        f.pad(text)
     }
 }
 

@@ -35,4 +35,8 @@ pub fn become_namespace_root() {
     let group = nix::unistd::Gid::from_raw(0);
     let _ = nix::unistd::setresgid(group, group, group);
     let _ = nix::unistd::setresuid(root, root, root);
+    // Changing ids clears the dumpable flag, which hands /proc/self to the host's root and
+    // locks us out of our own /proc files (timens_offsets, oom_score_adj). Nothing else
+    // runs in the new namespaces yet, and exec resets the flag for the user's program.
+    let _ = nix::sys::prctl::set_dumpable(true);
 }

@@ -31,8 +31,13 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+/// Set in every process `clone_process` creates: such a process starts with one thread,
+/// and the runtime's stages never start another.
+static FORKED_STAGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn single_threaded() -> bool {
-    std::fs::read_dir("/proc/self/task").map_or(false, |dir| dir.count() == 1)
+    FORKED_STAGE.load(std::sync::atomic::Ordering::Relaxed)
+        || std::fs::read_dir("/proc/self/task").is_ok_and(|dir| dir.count() == 1)
 }
 
 /// Forks like fork(2), but with `flags` (namespace flags such as `CLONE_NEWPID`) applied
@@ -63,6 +68,7 @@ pub fn clone_process(flags: u64) -> SysResult<Forked> {
         )
     })?;
     if ret == 0 {
+        FORKED_STAGE.store(true, std::sync::atomic::Ordering::Relaxed);
         return Ok(Forked::Child);
     }
     // SAFETY: the kernel stored a new pidfd that nothing else owns.

@@ -1,0 +1,173 @@
+//! The small probe subcommands: exit, sleep, wait-signal, open, cat and stat.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::stat::{lstat, major, minor, Mode, SFlag};
+use serde_json::json;
+
+/// A wrong command line: reported with the usage text and exit status 2.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+fn number<T: std::str::FromStr>(what: &str, arg: &OsStr) -> Result<T, Usage> {
+    arg.to_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Usage(format!("{what} {arg:?} is not a valid number")))
+}
+
+/// `exit N`
+pub fn exit(status: &OsStr) -> Result<i32, Usage> {
+    number("exit status", status)
+}
+
+/// `sleep SECS` (fractions allowed)
+pub fn sleep(secs: &OsStr) -> Result<i32, Usage> {
+    let secs: f64 = number("sleep duration", secs)?;
+    let duration = Duration::try_from_secs_f64(secs).map_err(|e| Usage(format!("sleep duration {secs}: {e}")))?;
+    std::thread::sleep(duration);
+    Ok(0)
+}
+
+/// `wait-signal`: blocks the signals and takes the first with sigwait. A blocked signal
+/// is queued even for a pid-namespace init, which would drop a default-action one.
+pub fn wait_signal() -> i32 {
+    let mut set = SigSet::empty();
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2] {
+        set.add(signal);
+    }
+    let received = set.thread_block().and_then(|()| set.wait());
+    match received {
+        Ok(signal) => {
+            say(signal.as_str());
+            128 + signal as i32
+        }
+        Err(e) => {
+            eprintln!("bulwark-check: waiting for a signal: {e}");
+            1
+        }
+    }
+}
+
+/// `open PATH r|w|rw`: prints `ok` or the errno name. Never creates, truncates or writes.
+pub fn open(path: &OsStr, mode: &OsStr) -> Result<i32, Usage> {
+    let access = match mode.to_str() {
+        Some("r") => OFlag::O_RDONLY,
+        Some("w") => OFlag::O_WRONLY,
+        Some("rw") => OFlag::O_RDWR,
+        _ => return Err(Usage(format!("open mode {mode:?} is not one of r, w, rw"))),
+    };
+    // O_NONBLOCK so a FIFO without a peer answers instead of hanging.
+    let flags = access | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
+    match nix::fcntl::open(path, flags, Mode::empty()) {
+        Ok(_fd) => say("ok"),
+        Err(errno) => say(&errno_name(errno)),
+    }
+    Ok(0)
+}
+
+/// `cat PATH`: the file's bytes on stdout, or the errno name on stderr and status 1.
+pub fn cat(path: &OsStr) -> i32 {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(&bytes).and_then(|()| out.flush()) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            }
+        }
+        Err(e) => {
+            eprintln!("{}", io_errno_name(&e));
+            1
+        }
+    }
+}
+
+/// `stat PATH`: JSON {type, mode, uid, gid, size, major, minor[, target]} of the path
+/// itself (symlinks are not followed), or the errno name.
+pub fn stat(path: &OsStr) -> i32 {
+    match lstat(path) {
+        Ok(st) => {
+            let kind = file_type(st.st_mode);
+            let mut json = json!({
+                "type": kind,
+                "mode": st.st_mode & 0o7777,
+                "uid": st.st_uid,
+                "gid": st.st_gid,
+                "size": st.st_size,
+                "major": major(st.st_rdev),
+                "minor": minor(st.st_rdev),
+            });
+            if kind == "symlink" {
+                json["target"] = match std::fs::read_link(path) {
+                    Ok(target) => json!(target.to_string_lossy()),
+                    Err(e) => json!(format!("error: {}", io_errno_name(&e))),
+                };
+            }
+            say(&json.to_string());
+        }
+        Err(errno) => say(&errno_name(errno)),
+    }
+    0
+}
+
+fn file_type(mode: libc::mode_t) -> &'static str {
+    match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
+        SFlag::S_IFREG => "file",
+        SFlag::S_IFDIR => "dir",
+        SFlag::S_IFLNK => "symlink",
+        SFlag::S_IFCHR => "char",
+        SFlag::S_IFBLK => "block",
+        SFlag::S_IFIFO => "fifo",
+        SFlag::S_IFSOCK => "socket",
+        _ => "unknown",
+    }
+}
+
+/// `EACCES`, `ENOENT`...: the symbolic name tests compare against.
+pub fn errno_name(errno: Errno) -> String {
+    format!("{errno:?}")
+}
+
+fn io_errno_name(error: &std::io::Error) -> String {
+    error
+        .raw_os_error()
+        .map_or_else(|| error.to_string(), |raw| errno_name(Errno::from_raw(raw)))
+}
+
+/// One line on stdout, flushed because the caller may exit right after.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout is the reader's problem; the exit status still tells the result.
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_names_are_symbolic() {
+        assert_eq!(errno_name(Errno::EACCES), "EACCES");
+        assert_eq!(errno_name(Errno::EROFS), "EROFS");
+        assert_eq!(io_errno_name(&std::io::Error::from_raw_os_error(libc::ENOENT)), "ENOENT");
+    }
+
+    #[test]
+    fn file_types() {
+        assert_eq!(file_type(libc::S_IFCHR | 0o666), "char");
+        assert_eq!(file_type(libc::S_IFDIR | 0o755), "dir");
+        assert_eq!(file_type(libc::S_IFLNK | 0o777), "symlink");
+    }
+
+    #[test]
+    fn bad_numbers_are_usage_errors() {
+        assert!(exit(OsStr::new("x")).is_err());
+        assert_eq!(exit(OsStr::new("7")).unwrap(), 7);
+        assert!(sleep(OsStr::new("-1")).is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! The few kernel queries that neither `nix` nor procfs answer. Each is a read-only
+//! wrapper around one syscall or ioctl; this is the only module with `unsafe`.
+#![allow(unsafe_code)]
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use libc::{c_int, c_long, c_ulong};
+use nix::errno::Errno;
+
+/// `ioprio_get(IOPRIO_WHO_PROCESS, 0)`: the raw I/O priority of this process.
+pub fn io_priority() -> nix::Result<i64> {
+    const IOPRIO_WHO_PROCESS: c_long = 1;
+    // SAFETY: ioprio_get takes two integers and passes no memory between us and the kernel.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0 as c_long) };
+    Errno::result(ret)
+}
+
+/// `sched_getscheduler(0)`: the scheduling policy, possibly with SCHED_RESET_ON_FORK set.
+pub fn scheduler_policy() -> nix::Result<c_int> {
+    // SAFETY: sched_getscheduler takes a pid and passes no memory.
+    Errno::result(unsafe { libc::sched_getscheduler(0) })
+}
+
+/// `sched_getparam(0)`: the static (real-time) priority.
+pub fn scheduler_priority() -> nix::Result<c_int> {
+    let mut param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid, writable sched_param that lives across the call,
+    // which writes only that struct.
+    Errno::result(unsafe { libc::sched_getparam(0, &mut param) })?;
+    Ok(param.sched_priority)
+}
+
+/// The nice value. The raw syscall returns `20 - nice` (1..=40), so unlike the libc
+/// wrapper a -1 can only mean an error.
+pub fn nice() -> nix::Result<i64> {
+    // SAFETY: getpriority takes two integers and passes no memory.
+    let ret = unsafe { libc::syscall(libc::SYS_getpriority, libc::PRIO_PROCESS as c_long, 0 as c_long) };
+    Errno::result(ret).map(|raw| 20 - raw)
+}
+
+/// `get_mempolicy(&mode, NULL, 0, NULL, 0)`: the NUMA policy mode, with mode flags.
+pub fn memory_policy() -> nix::Result<c_int> {
+    let mut mode: c_int = 0;
+    // SAFETY: `mode` is a valid, writable int that lives across the call. The node mask
+    // pointer is NULL with maxnode 0, the address is NULL and flags are 0, so the kernel
+    // writes only `mode`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_get_mempolicy,
+            &mut mode as *mut c_int,
+            std::ptr::null_mut::<c_ulong>(),
+            0 as c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            0 as c_ulong,
+        )
+    };
+    Errno::result(ret)?;
+    Ok(mode)
+}
+
+/// `ioctl(fd, TIOCGWINSZ)`: the terminal's (rows, cols).
+pub fn window_size(fd: BorrowedFd<'_>) -> nix::Result<(u16, u16)> {
+    let mut size = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which is valid and
+    // writable for the call; the fd is borrowed, so it stays open meanwhile.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size) };
+    Errno::result(ret)?;
+    Ok((size.ws_row, size.ws_col))
+}
