@@ -50,7 +50,11 @@ const NAMES: [&str; 41] = [
 pub fn names(mask: u64) -> Vec<String> {
     (0..64)
         .filter(|bit| mask & (1u64 << bit) != 0)
-        .map(|bit| NAMES.get(bit).map_or_else(|| format!("CAP_{bit}"), |name| (*name).to_owned()))
+        .map(|bit| {
+            NAMES
+                .get(bit)
+                .map_or_else(|| format!("CAP_{bit}"), |name| (*name).to_owned())
+        })
         .collect()
 }
 
@@ -61,7 +65,10 @@ mod tests {
     #[test]
     fn runc_default_set_has_three_names() {
         let mask = (1 << 5) | (1 << 10) | (1 << 29);
-        assert_eq!(names(mask), ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"]);
+        assert_eq!(
+            names(mask),
+            ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"]
+        );
     }
 
     #[test]

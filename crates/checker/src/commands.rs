@@ -10,6 +10,8 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::stat::{lstat, major, minor, Mode, SFlag};
 use serde_json::json;
 
+use crate::kernel;
+
 /// A wrong command line: reported with the usage text and exit status 2.
 #[derive(Debug)]
 pub struct Usage(pub String);
@@ -28,19 +30,31 @@ pub fn exit(status: &OsStr) -> Result<i32, Usage> {
 /// `sleep SECS` (fractions allowed)
 pub fn sleep(secs: &OsStr) -> Result<i32, Usage> {
     let secs: f64 = number("sleep duration", secs)?;
-    let duration = Duration::try_from_secs_f64(secs).map_err(|e| Usage(format!("sleep duration {secs}: {e}")))?;
+    let duration = Duration::try_from_secs_f64(secs)
+        .map_err(|e| Usage(format!("sleep duration {secs}: {e}")))?;
     std::thread::sleep(duration);
     Ok(0)
 }
 
-/// `wait-signal`: blocks the signals and takes the first with sigwait. A blocked signal
-/// is queued even for a pid-namespace init, which would drop a default-action one.
+/// `wait-signal`: blocks the signals, installs handlers for them, then takes the first
+/// with sigwait. Tests know it is ready once the signals show as caught (`SigCgt` in
+/// /proc/PID/status): from then on nothing can be lost.
 pub fn wait_signal() -> i32 {
+    const SIGNALS: [Signal; 5] = [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ];
     let mut set = SigSet::empty();
-    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2] {
+    for signal in SIGNALS {
         set.add(signal);
     }
-    let received = set.thread_block().and_then(|()| set.wait());
+    let received = set
+        .thread_block()
+        .and_then(|()| kernel::catch_signals(&SIGNALS))
+        .and_then(|()| set.wait());
     match received {
         Ok(signal) => {
             say(signal.as_str());
@@ -154,7 +168,10 @@ mod tests {
     fn errno_names_are_symbolic() {
         assert_eq!(errno_name(Errno::EACCES), "EACCES");
         assert_eq!(errno_name(Errno::EROFS), "EROFS");
-        assert_eq!(io_errno_name(&std::io::Error::from_raw_os_error(libc::ENOENT)), "ENOENT");
+        assert_eq!(
+            io_errno_name(&std::io::Error::from_raw_os_error(libc::ENOENT)),
+            "ENOENT"
+        );
     }
 
     #[test]

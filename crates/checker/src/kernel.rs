@@ -34,7 +34,13 @@ pub fn scheduler_priority() -> nix::Result<c_int> {
 /// wrapper a -1 can only mean an error.
 pub fn nice() -> nix::Result<i64> {
     // SAFETY: getpriority takes two integers and passes no memory.
-    let ret = unsafe { libc::syscall(libc::SYS_getpriority, libc::PRIO_PROCESS as c_long, 0 as c_long) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_getpriority,
+            libc::PRIO_PROCESS as c_long,
+            0 as c_long,
+        )
+    };
     Errno::result(ret).map(|raw| 20 - raw)
 }
 
@@ -60,10 +66,35 @@ pub fn memory_policy() -> nix::Result<c_int> {
 
 /// `ioctl(fd, TIOCGWINSZ)`: the terminal's (rows, cols).
 pub fn window_size(fd: BorrowedFd<'_>) -> nix::Result<(u16, u16)> {
-    let mut size = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which is valid and
     // writable for the call; the fd is borrowed, so it stays open meanwhile.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size) };
     Errno::result(ret)?;
     Ok((size.ws_row, size.ws_col))
+}
+
+extern "C" fn ignore_signal(_: c_int) {}
+
+/// Installs a do-nothing handler for each signal. With a handler in place the signal
+/// shows in `SigCgt` (how a test sees the checker is ready) and is delivered even to
+/// a pid-namespace init; the caller has blocked the signals and takes them with sigwait.
+pub fn catch_signals(signals: &[nix::sys::signal::Signal]) -> nix::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let action = SigAction::new(
+        SigHandler::Handler(ignore_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for &signal in signals {
+        // SAFETY: the handler does nothing at all, so it is async-signal-safe, and the
+        // previous action is not used again.
+        unsafe { sigaction(signal, &action) }?;
+    }
+    Ok(())
 }

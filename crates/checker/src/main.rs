@@ -50,6 +50,8 @@ fn run(args: &[OsString]) -> Result<i32, Usage> {
         ("cat", [path]) => Ok(commands::cat(path)),
         ("stat", [path]) => Ok(commands::stat(path)),
         ("", _) => Err(Usage("no command given".into())),
-        _ => Err(Usage(format!("unknown command or wrong operands: {args:?}"))),
+        _ => Err(Usage(format!(
+            "unknown command or wrong operands: {args:?}"
+        ))),
     }
 }

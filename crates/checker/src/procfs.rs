@@ -14,7 +14,10 @@ pub fn parse_status(text: &str) -> BTreeMap<String, String> {
 }
 
 /// Looks up `key` in a parsed status file, naming the key when it is missing.
-pub fn status_field<'a>(status: &'a BTreeMap<String, String>, key: &str) -> Result<&'a str, String> {
+pub fn status_field<'a>(
+    status: &'a BTreeMap<String, String>,
+    key: &str,
+) -> Result<&'a str, String> {
     status
         .get(key)
         .map(String::as_str)
@@ -30,7 +33,10 @@ pub fn parse_hex_mask(value: &str) -> Result<u64, String> {
 pub fn parse_numbers(value: &str) -> Result<Vec<u64>, String> {
     value
         .split_whitespace()
-        .map(|n| n.parse().map_err(|e| format!("{n:?} in {value:?} is not a number: {e}")))
+        .map(|n| {
+            n.parse()
+                .map_err(|e| format!("{n:?} in {value:?} is not a number: {e}"))
+        })
         .collect()
 }
 
@@ -69,7 +75,10 @@ pub fn parse_mountinfo_line(line: &str) -> Result<MountInfo, String> {
     let root = unescape(next("root")?);
     let mount_point = unescape(next("mount point")?);
     let options = split_options(next("mount options")?);
-    let optional = fields.filter(|f| !f.is_empty()).map(str::to_owned).collect();
+    let optional = fields
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect();
 
     let mut tail = after.splitn(3, ' ');
     let fs_type = unescape(tail.next().unwrap_or_default());
@@ -78,7 +87,9 @@ pub fn parse_mountinfo_line(line: &str) -> Result<MountInfo, String> {
 
     Ok(MountInfo {
         id: id.parse().map_err(|_| bad("mount id is not a number"))?,
-        parent: parent.parse().map_err(|_| bad("parent id is not a number"))?,
+        parent: parent
+            .parse()
+            .map_err(|_| bad("parent id is not a number"))?,
         device,
         root,
         mount_point,
@@ -91,7 +102,11 @@ pub fn parse_mountinfo_line(line: &str) -> Result<MountInfo, String> {
 }
 
 fn split_options(field: &str) -> Vec<String> {
-    field.split(',').filter(|o| !o.is_empty()).map(unescape).collect()
+    field
+        .split(',')
+        .filter(|o| !o.is_empty())
+        .map(unescape)
+        .collect()
 }
 
 /// Undoes the kernel's octal escaping of space, tab, newline and backslash (`\040` etc.).
@@ -100,10 +115,14 @@ pub fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
         match (bytes[i], octal) {
             (b'\\', Some(digits)) => {
-                let value = digits.iter().fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
+                let value = digits
+                    .iter()
+                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
                 out.push(u8::try_from(value).unwrap_or(b'?'));
                 i += 4;
             }
@@ -130,22 +149,36 @@ mod tests {
         assert_eq!(status_field(&status, "Name"), Ok("bulwark-check"));
         assert_eq!(status_field(&status, "Groups"), Ok("10 20"));
         assert_eq!(status_field(&status, "Seccomp"), Ok("2"));
-        assert!(status_field(&status, "CapAmb").unwrap_err().contains("CapAmb"));
+        assert!(status_field(&status, "CapAmb")
+            .unwrap_err()
+            .contains("CapAmb"));
     }
 
     #[test]
     fn status_caps_parse_as_hex_masks() {
         let status = parse_status(STATUS);
-        assert_eq!(parse_hex_mask(status_field(&status, "CapInh").unwrap()), Ok(0));
-        assert_eq!(parse_hex_mask(status_field(&status, "CapEff").unwrap()), Ok((1 << 41) - 1));
-        assert_eq!(parse_hex_mask(status_field(&status, "CapBnd").unwrap()), Ok(0xa804_25fb));
+        assert_eq!(
+            parse_hex_mask(status_field(&status, "CapInh").unwrap()),
+            Ok(0)
+        );
+        assert_eq!(
+            parse_hex_mask(status_field(&status, "CapEff").unwrap()),
+            Ok((1 << 41) - 1)
+        );
+        assert_eq!(
+            parse_hex_mask(status_field(&status, "CapBnd").unwrap()),
+            Ok(0xa804_25fb)
+        );
         assert!(parse_hex_mask("xyz").is_err());
     }
 
     #[test]
     fn status_ids_parse_as_numbers() {
         let status = parse_status(STATUS);
-        assert_eq!(parse_numbers(status_field(&status, "Uid").unwrap()), Ok(vec![1000, 1001, 1002, 1003]));
+        assert_eq!(
+            parse_numbers(status_field(&status, "Uid").unwrap()),
+            Ok(vec![1000, 1001, 1002, 1003])
+        );
         assert_eq!(parse_numbers(""), Ok(vec![]));
         assert!(parse_numbers("1 x").is_err());
     }
@@ -177,7 +210,10 @@ mod tests {
         let mount = parse_mountinfo_line(line).unwrap();
         assert!(mount.optional.is_empty());
         assert_eq!(mount.fs_type, "proc");
-        assert_eq!(mount.options, ["rw", "nosuid", "nodev", "noexec", "relatime"]);
+        assert_eq!(
+            mount.options,
+            ["rw", "nosuid", "nodev", "noexec", "relatime"]
+        );
     }
 
     #[test]

@@ -42,20 +42,38 @@ pub fn report() -> Value {
     out.insert("signals".into(), signals(&status));
     out.insert("umask".into(), json!(current_umask()));
     out.insert("rlimits".into(), rlimits());
-    out.insert("cwd".into(), value(unistd::getcwd().map(|p| p.to_string_lossy().into_owned())));
+    out.insert(
+        "cwd".into(),
+        value(unistd::getcwd().map(|p| p.to_string_lossy().into_owned())),
+    );
     out.insert("env".into(), environment());
     out.insert("fds".into(), value(open_fds()));
-    out.insert("hostname".into(), value(unistd::gethostname().map(|h| h.to_string_lossy().into_owned())));
-    out.insert("domainname".into(), value(nix::sys::utsname::uname().map(|u| u.domainname().to_string_lossy().into_owned())));
+    out.insert(
+        "hostname".into(),
+        value(unistd::gethostname().map(|h| h.to_string_lossy().into_owned())),
+    );
+    out.insert(
+        "domainname".into(),
+        value(nix::sys::utsname::uname().map(|u| u.domainname().to_string_lossy().into_owned())),
+    );
     out.insert("namespaces".into(), value(namespaces()));
     out.insert("mounts".into(), value(mounts()));
     out.insert("cgroup".into(), value(read_lines("/proc/self/cgroup")));
     out.insert("oom_score_adj".into(), value(oom_score_adj()));
-    out.insert("personality".into(), value(nix::sys::personality::get().map(|p| p.bits())));
-    out.insert("io_priority".into(), value(kernel::io_priority().map(io_priority)));
+    out.insert(
+        "personality".into(),
+        value(nix::sys::personality::get().map(|p| p.bits())),
+    );
+    out.insert(
+        "io_priority".into(),
+        value(kernel::io_priority().map(io_priority)),
+    );
     out.insert("scheduler".into(), scheduler());
     out.insert("cpu_affinity".into(), value(cpu_affinity()));
-    out.insert("memory_policy".into(), value(kernel::memory_policy().map(memory_policy)));
+    out.insert(
+        "memory_policy".into(),
+        value(kernel::memory_policy().map(memory_policy)),
+    );
     insert_terminal(&mut out);
     Value::Object(out)
 }
@@ -70,24 +88,41 @@ fn value<T: Serialize, E: Display>(result: Result<T, E>) -> Value {
 }
 
 fn status_value<'a>(status: &'a Result<Status, String>, key: &str) -> Result<&'a str, String> {
-    status.as_ref().map_err(Clone::clone).and_then(|s| procfs::status_field(s, key))
+    status
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|s| procfs::status_field(s, key))
 }
 
 /// Real, effective and saved ids come from the syscalls, so they work without /proc;
 /// the filesystem ids only exist in /proc/self/status.
 fn insert_ids(out: &mut Map<String, Value>, status: &Result<Status, String>) {
-    let uids = unistd::getresuid().map(|r| [r.real.as_raw(), r.effective.as_raw(), r.saved.as_raw()]);
-    let gids = unistd::getresgid().map(|r| [r.real.as_raw(), r.effective.as_raw(), r.saved.as_raw()]);
-    for (i, (uid_key, gid_key)) in [("uid", "gid"), ("euid", "egid"), ("suid", "sgid")].into_iter().enumerate() {
+    let uids =
+        unistd::getresuid().map(|r| [r.real.as_raw(), r.effective.as_raw(), r.saved.as_raw()]);
+    let gids =
+        unistd::getresgid().map(|r| [r.real.as_raw(), r.effective.as_raw(), r.saved.as_raw()]);
+    for (i, (uid_key, gid_key)) in [("uid", "gid"), ("euid", "egid"), ("suid", "sgid")]
+        .into_iter()
+        .enumerate()
+    {
         out.insert(uid_key.into(), value(uids.map(|ids| ids[i])));
         out.insert(gid_key.into(), value(gids.map(|ids| ids[i])));
     }
-    let fs_id = |key| status_value(status, key).and_then(procfs::parse_numbers).and_then(|ids| {
-        ids.get(3).copied().ok_or_else(|| format!("{key} line has no filesystem id"))
-    });
+    let fs_id = |key| {
+        status_value(status, key)
+            .and_then(procfs::parse_numbers)
+            .and_then(|ids| {
+                ids.get(3)
+                    .copied()
+                    .ok_or_else(|| format!("{key} line has no filesystem id"))
+            })
+    };
     out.insert("fsuid".into(), value(fs_id("Uid")));
     out.insert("fsgid".into(), value(fs_id("Gid")));
-    out.insert("groups".into(), value(unistd::getgroups().map(|g| g.iter().map(|g| g.as_raw()).collect::<Vec<_>>())));
+    out.insert(
+        "groups".into(),
+        value(unistd::getgroups().map(|g| g.iter().map(|g| g.as_raw()).collect::<Vec<_>>())),
+    );
 }
 
 fn capabilities(status: &Result<Status, String>) -> Value {
@@ -100,7 +135,10 @@ fn capabilities(status: &Result<Status, String>) -> Value {
     ];
     let map = sets.into_iter().map(|(name, key)| {
         let mask = status_value(status, key).and_then(procfs::parse_hex_mask);
-        (name.to_owned(), value(mask.map(|m| json!({ "value": m, "names": caps::names(m) }))))
+        (
+            name.to_owned(),
+            value(mask.map(|m| json!({ "value": m, "names": caps::names(m) }))),
+        )
     });
     Value::Object(map.collect())
 }
@@ -112,16 +150,26 @@ fn insert_security(out: &mut Map<String, Value>, status: &Result<Status, String>
         Err(_) => nix::sys::prctl::get_no_new_privs().map_err(|e| e.to_string()),
     };
     out.insert("no_new_privs".into(), value(no_new_privs));
-    let number = |key| status_value(status, key).and_then(|v| v.parse::<u32>().map_err(|e| format!("{key} {v:?}: {e}")));
+    let number = |key| {
+        status_value(status, key)
+            .and_then(|v| v.parse::<u32>().map_err(|e| format!("{key} {v:?}: {e}")))
+    };
     out.insert("seccomp".into(), value(number("Seccomp")));
     out.insert("seccomp_filters".into(), value(number("Seccomp_filters")));
 }
 
 fn signals(status: &Result<Status, String>) -> Value {
-    let sets = [("blocked", "SigBlk"), ("ignored", "SigIgn"), ("caught", "SigCgt")];
+    let sets = [
+        ("blocked", "SigBlk"),
+        ("ignored", "SigIgn"),
+        ("caught", "SigCgt"),
+    ];
     let map = sets.into_iter().map(|(name, key)| {
         let mask = status_value(status, key).and_then(procfs::parse_hex_mask);
-        (name.to_owned(), value(mask.map(|m| json!({ "value": m, "names": signal_names(m) }))))
+        (
+            name.to_owned(),
+            value(mask.map(|m| json!({ "value": m, "names": signal_names(m) }))),
+        )
     });
     Value::Object(map.collect())
 }
@@ -132,7 +180,8 @@ fn signal_names(mask: u64) -> Vec<String> {
         .filter(|bit| mask & (1u64 << bit) != 0)
         .map(|bit| {
             let signo = bit + 1;
-            Signal::try_from(signo).map_or_else(|_| format!("SIG{signo}"), |s| s.as_str().to_owned())
+            Signal::try_from(signo)
+                .map_or_else(|_| format!("SIG{signo}"), |s| s.as_str().to_owned())
         })
         .collect()
 }
@@ -163,17 +212,28 @@ fn rlimits() -> Value {
         ("RLIMIT_SIGPENDING", Resource::RLIMIT_SIGPENDING),
         ("RLIMIT_STACK", Resource::RLIMIT_STACK),
     ];
-    let limit = |v: libc::rlim_t| if v == libc::RLIM_INFINITY { Value::Null } else { json!(v) };
+    let limit = |v: libc::rlim_t| {
+        if v == libc::RLIM_INFINITY {
+            Value::Null
+        } else {
+            json!(v)
+        }
+    };
     let map = resources.into_iter().map(|(name, resource)| {
-        let both = getrlimit(resource).map(|(soft, hard)| json!({ "soft": limit(soft), "hard": limit(hard) }));
+        let both = getrlimit(resource)
+            .map(|(soft, hard)| json!({ "soft": limit(soft), "hard": limit(hard) }));
         (name.to_owned(), value(both))
     });
     Value::Object(map.collect())
 }
 
 fn environment() -> Value {
-    let vars = std::env::vars_os()
-        .map(|(k, v)| (k.to_string_lossy().into_owned(), Value::String(v.to_string_lossy().into_owned())));
+    let vars = std::env::vars_os().map(|(k, v)| {
+        (
+            k.to_string_lossy().into_owned(),
+            Value::String(v.to_string_lossy().into_owned()),
+        )
+    });
     Value::Object(vars.collect())
 }
 
@@ -187,12 +247,16 @@ fn open_fds() -> Result<BTreeMap<i32, String>, String> {
     let mut fds = BTreeMap::new();
     for entry in dir.iter() {
         let entry = entry.map_err(context)?;
-        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         if fd == own {
             continue;
         }
-        let target = std::fs::read_link(format!("/proc/self/fd/{fd}"))
-            .map_or_else(|e| format!("error: {e}"), |t| t.to_string_lossy().into_owned());
+        let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).map_or_else(
+            |e| format!("error: {e}"),
+            |t| t.to_string_lossy().into_owned(),
+        );
         fds.insert(fd, target);
     }
     Ok(fds)
@@ -203,8 +267,10 @@ fn namespaces() -> Result<BTreeMap<String, String>, String> {
     let entries = std::fs::read_dir("/proc/self/ns").map_err(|e| format!("/proc/self/ns: {e}"))?;
     for entry in entries {
         let entry = entry.map_err(|e| format!("/proc/self/ns: {e}"))?;
-        let target = std::fs::read_link(entry.path())
-            .map_or_else(|e| format!("error: {e}"), |t| t.to_string_lossy().into_owned());
+        let target = std::fs::read_link(entry.path()).map_or_else(
+            |e| format!("error: {e}"),
+            |t| t.to_string_lossy().into_owned(),
+        );
         out.insert(entry.file_name().to_string_lossy().into_owned(), target);
     }
     Ok(out)
@@ -212,7 +278,10 @@ fn namespaces() -> Result<BTreeMap<String, String>, String> {
 
 fn mounts() -> Result<Vec<Value>, String> {
     let text = read("/proc/self/mountinfo")?;
-    Ok(text.lines().map(|line| value(procfs::parse_mountinfo_line(line))).collect())
+    Ok(text
+        .lines()
+        .map(|line| value(procfs::parse_mountinfo_line(line)))
+        .collect())
 }
 
 fn read(path: &str) -> Result<String, String> {
@@ -229,9 +298,16 @@ fn oom_score_adj() -> Result<i32, String> {
 }
 
 fn io_priority(raw: i64) -> Value {
-    const CLASSES: [&str; 4] = ["IOPRIO_CLASS_NONE", "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE"];
+    const CLASSES: [&str; 4] = [
+        "IOPRIO_CLASS_NONE",
+        "IOPRIO_CLASS_RT",
+        "IOPRIO_CLASS_BE",
+        "IOPRIO_CLASS_IDLE",
+    ];
     let class = raw >> 13;
-    let name = usize::try_from(class).ok().and_then(|c| CLASSES.get(c).copied());
+    let name = usize::try_from(class)
+        .ok()
+        .and_then(|c| CLASSES.get(c).copied());
     json!({ "class": name.map_or_else(|| class.to_string(), str::to_owned), "level": raw & 0x1fff, "raw": raw })
 }
 
@@ -258,7 +334,9 @@ fn scheduler() -> Value {
 
 fn cpu_affinity() -> nix::Result<Vec<usize>> {
     let set = sched_getaffinity(Pid::from_raw(0))?;
-    Ok((0..CpuSet::count()).filter(|&cpu| set.is_set(cpu).unwrap_or(false)).collect())
+    Ok((0..CpuSet::count())
+        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+        .collect())
 }
 
 fn memory_policy(raw: libc::c_int) -> Value {
@@ -278,15 +356,24 @@ fn memory_policy(raw: libc::c_int) -> Value {
     ];
     let all_flags = FLAGS.iter().fold(0, |acc, (bit, _)| acc | bit);
     let mode = raw & !all_flags;
-    let name = usize::try_from(mode).ok().and_then(|m| MODES.get(m).copied());
-    let flags: Vec<&str> = FLAGS.iter().filter(|(bit, _)| raw & bit != 0).map(|(_, n)| *n).collect();
+    let name = usize::try_from(mode)
+        .ok()
+        .and_then(|m| MODES.get(m).copied());
+    let flags: Vec<&str> = FLAGS
+        .iter()
+        .filter(|(bit, _)| raw & bit != 0)
+        .map(|(_, n)| *n)
+        .collect();
     json!({ "mode": name.map_or_else(|| mode.to_string(), str::to_owned), "flags": flags, "raw": raw })
 }
 
 fn insert_terminal(out: &mut Map<String, Value>) {
     let stdin_tty = unistd::isatty(stdin().as_fd());
     out.insert("stdin_isatty".into(), value(stdin_tty));
-    out.insert("stdout_isatty".into(), value(unistd::isatty(stdout().as_fd())));
+    out.insert(
+        "stdout_isatty".into(),
+        value(unistd::isatty(stdout().as_fd())),
+    );
     let tty = match stdin_tty {
         Ok(true) => {
             let name = unistd::ttyname(stdin().as_fd()).map(|p| p.to_string_lossy().into_owned());
@@ -309,7 +396,16 @@ mod tests {
     #[test]
     fn report_has_every_key_and_own_ids() {
         let report = report();
-        for key in ["pid", "uid", "capabilities", "rlimits", "mounts", "namespaces", "tty", "scheduler"] {
+        for key in [
+            "pid",
+            "uid",
+            "capabilities",
+            "rlimits",
+            "mounts",
+            "namespaces",
+            "tty",
+            "scheduler",
+        ] {
             assert!(report.get(key).is_some(), "missing {key}");
         }
         assert_eq!(report["uid"], json!(unistd::getuid().as_raw()));
@@ -327,6 +423,9 @@ mod tests {
         assert_eq!(io_priority((2 << 13) | 4)["class"], "IOPRIO_CLASS_BE");
         assert_eq!(io_priority((2 << 13) | 4)["level"], 4);
         assert_eq!(memory_policy(2 | (1 << 15))["mode"], "MPOL_BIND");
-        assert_eq!(memory_policy(2 | (1 << 15))["flags"], json!(["MPOL_F_STATIC_NODES"]));
+        assert_eq!(
+            memory_policy(2 | (1 << 15))["flags"],
+            json!(["MPOL_F_STATIC_NODES"])
+        );
     }
 }

@@ -84,14 +84,13 @@ fn build_process(root: &StateRoot, a: &ExecArgs) -> Result<Process, String> {
     if !a.caps.is_empty() {
         let mut caps = process.capabilities().clone().unwrap_or_default();
         for name in &a.caps {
-            let cap: Capability = serde_json::from_value(serde_json::Value::String(
-                name.to_ascii_uppercase(),
-            ))
-            .map_err(|_| {
-                format!(
+            let cap: Capability =
+                serde_json::from_value(serde_json::Value::String(name.to_ascii_uppercase()))
+                    .map_err(|_| {
+                        format!(
                     "--cap {name:?} is not a capability (expected a name such as CAP_NET_ADMIN)"
                 )
-            })?;
+                    })?;
             let mut b = caps.bounding().clone().unwrap_or_default();
             b.insert(cap);
             caps.set_bounding(Some(b));

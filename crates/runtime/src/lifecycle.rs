@@ -222,13 +222,11 @@ fn wait_for_fifo(reader: &OwnedFd, pidfd: &OwnedFd) -> Result<(), RuntimeError> 
             Ok(_) => {}
         }
         let mut buf = [0u8; 1];
-        if fds[0]
+        let readable = fds[0]
             .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLIN))
-        {
-            if nix::unistd::read(reader, &mut buf) == Ok(1) {
-                return Ok(());
-            }
+            .is_some_and(|r| r.contains(PollFlags::POLLIN));
+        if readable && nix::unistd::read(reader, &mut buf) == Ok(1) {
+            return Ok(());
         }
         if fds[1].revents().is_some_and(|r| !r.is_empty()) {
             return Err(RuntimeError::Invalid(

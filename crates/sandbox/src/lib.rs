@@ -12,6 +12,7 @@
 //! The stages talk over a socket in typed [`message`]s.
 #![forbid(unsafe_code)]
 
+mod cgroupfs;
 mod console;
 mod devices;
 mod error;

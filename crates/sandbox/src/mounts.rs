@@ -75,6 +75,8 @@ fn mount_one(
         let recursive = spec.options.bind == Some(Bind::Recursive);
         let target = bind_target(root, &source, destination)?;
         bind(&source, target.as_fd(), &spec.options, recursive)?;
+    } else if spec.typ == "cgroup" {
+        return crate::cgroupfs::mount(root, destination, &spec.options);
     } else {
         let target = mkdir_all_in_root(root, destination, 0o755)
             .map_err(StepError::sys("creating the mount point"))?;

@@ -1,0 +1,23 @@
+//! Support library for bulwark's integration tests (`tests/tests/*.rs`).
+//!
+//! - [`Fixture`]: a busybox rootfs with the static `bulwark-check` in it, built once.
+//! - [`Bundle`]: a fresh bundle per test, from runc's default spec, to edit and save.
+//! - [`Runtime`]: the runtime under test with a private `--root`; cleans up on drop.
+//! - [`assert_clean`]: nothing left behind (state entries, mounts, processes).
+//!
+//! Containers need root; tests using these helpers run as root on the host kernel.
+#![forbid(unsafe_code)]
+
+mod bundle;
+mod clean;
+mod fixture;
+mod paths;
+mod process;
+mod runtime;
+
+pub use bundle::{default_config, Bundle};
+pub use clean::{assert_clean, catches_signal, mounts_under, processes_mentioning, wait_until};
+pub use fixture::{runtime_binary, Fixture, CHECKER};
+pub use paths::{target_dir, workspace_root, TempDir};
+pub use process::{default_timeout, run_captured, Output};
+pub use runtime::Runtime;
