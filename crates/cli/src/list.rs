@@ -7,11 +7,8 @@ use crate::CmdResult;
 pub fn list(root: &StateRoot, a: &ListArgs) -> CmdResult {
     let mut states = Vec::new();
     for id in root.ids().map_err(|e| e.to_string())? {
-        // A container being created holds its lock; skip what cannot be read yet.
-        let Ok(container) = root.open(&id) else {
-            continue;
-        };
-        if let Ok(state) = runtime::state_of(&container) {
+        // A container still being created has no state yet: skip it.
+        if let Ok(state) = runtime::state_of(root, &id) {
             states.push(state);
         }
     }
@@ -46,8 +43,7 @@ pub fn list(root: &StateRoot, a: &ListArgs) -> CmdResult {
 }
 
 pub fn ps(root: &StateRoot, a: &PsArgs) -> CmdResult {
-    let container = root.open(&a.id).map_err(|e| e.to_string())?;
-    let state = runtime::state_of(&container).map_err(|e| e.to_string())?;
+    let state = runtime::state_of(root, &a.id).map_err(|e| e.to_string())?;
     let pids = if state.pid > 0 {
         runtime::container_pids(state.pid)
     } else {

@@ -70,8 +70,7 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
             Ok(0)
         }
         Command::State(a) => {
-            let container = root.open(&a.id).map_err(e)?;
-            let state = runtime::state_of(&container).map_err(e)?;
+            let state = runtime::state_of(&root, &a.id).map_err(e)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&state).map_err(|e| e.to_string())?

@@ -140,21 +140,53 @@ impl Container {
 
     /// The status, derived from the init process and the exec fifo.
     pub fn status(&self, state: &SavedState) -> Status {
-        match process_start(state.pid) {
-            Some((start, false)) if start == state.pid_start => {
-                if self.fifo().exists() {
-                    Status::Created
-                } else {
-                    Status::Running
-                }
-            }
-            _ => Status::Stopped,
-        }
+        status_of(&self.dir, state)
     }
 
     /// Removes the state directory.
     pub fn remove(self) -> Result<(), RuntimeError> {
         std::fs::remove_dir_all(&self.dir).map_err(RuntimeError::io("cannot remove", &self.dir))
+    }
+}
+
+/// The status of the container saved in `dir`: stopped once its init is gone (or its pid
+/// now belongs to another process), created while the exec fifo exists, else running.
+fn status_of(dir: &Path, state: &SavedState) -> Status {
+    match process_start(state.pid) {
+        Some((start, false)) if start == state.pid_start => {
+            if dir.join(FIFO).exists() {
+                Status::Created
+            } else {
+                Status::Running
+            }
+        }
+        _ => Status::Stopped,
+    }
+}
+
+impl StateRoot {
+    /// Reads a container's state without taking its lock, so `state` and `list` never
+    /// wait behind a long operation. `state.json` is replaced atomically, so a read sees
+    /// either the old or the new state. `Ok(None)` while the container is being created.
+    pub fn peek(&self, id: &str) -> Result<Option<(SavedState, Status)>, RuntimeError> {
+        validate_id(id)?;
+        let dir = self.path.join(id);
+        let bytes = match std::fs::read(dir.join(STATE_FILE)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return if dir.is_dir() {
+                    Ok(None)
+                } else {
+                    Err(RuntimeError::NotFound(id.to_string()))
+                };
+            }
+            Err(e) => return Err(RuntimeError::io("cannot read", dir.join(STATE_FILE))(e)),
+        };
+        let state: SavedState = serde_json::from_slice(&bytes).map_err(|e| {
+            RuntimeError::Invalid(format!("{}: {e}", dir.join(STATE_FILE).display()))
+        })?;
+        let status = status_of(&dir, &state);
+        Ok(Some((state, status)))
     }
 }
 

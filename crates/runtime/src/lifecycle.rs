@@ -415,8 +415,15 @@ pub fn exec(root: &StateRoot, id: &str, mut options: ExecOptions) -> Result<Spaw
     Ok(spawned)
 }
 
-/// The OCI state of a container, as `state` prints it.
-pub fn state_of(container: &Container) -> Result<OciState, RuntimeError> {
-    let saved = container.require()?;
-    Ok(saved.oci(container.status(&saved)))
+/// The OCI state of a container, as `state` prints it (`creating` while `create` runs).
+pub fn state_of(root: &StateRoot, id: &str) -> Result<OciState, RuntimeError> {
+    match root.peek(id)? {
+        Some((saved, status)) => Ok(saved.oci(status)),
+        None => Err(RuntimeError::WrongStatus {
+            id: id.into(),
+            status: Status::Creating.to_string(),
+            action: "state",
+            expected: "created (it is still being created, or its creation was cut short: `delete --force` removes it)",
+        }),
+    }
 }

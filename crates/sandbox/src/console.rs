@@ -22,6 +22,15 @@ pub fn attach_terminal(
 ) -> Result<(), StepError> {
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .map_err(StepError::sys("opening /dev/ptmx"))?;
+    // /dev/ptmx is a path in the container: make sure it led to a devpts pty master.
+    const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+    let magic = bulwark_sys::fs::fs_magic(master.as_fd())
+        .map_err(StepError::sys("inspecting /dev/ptmx"))?;
+    if magic != DEVPTS_SUPER_MAGIC {
+        return Err(StepError::msg(
+            "/dev/ptmx in the container is not a devpts pty (mount devpts at /dev/pts)",
+        ));
+    }
     nix::pty::grantpt(&master).map_err(StepError::sys("grantpt"))?;
     nix::pty::unlockpt(&master).map_err(StepError::sys("unlockpt"))?;
     let slave_name = nix::pty::ptsname_r(&master).map_err(StepError::sys("ptsname"))?;

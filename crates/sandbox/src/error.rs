@@ -8,6 +8,9 @@ pub enum StepError {
     Sys { step: String, errno: Errno },
     #[error("{0}")]
     Message(String),
+    /// A hook failed: the spec has the lifecycle go on to delete (and poststop).
+    #[error("{0}")]
+    Hook(String),
 }
 
 impl StepError {

@@ -17,6 +17,10 @@ use crate::{console, devices, hooks, idmap, mounts, paths, pivot, process, sysct
 pub fn run(plan: &ContainerPlan, channel: &Channel, via_intermediate: bool) -> i32 {
     let ready = match build_container(plan, channel, via_intermediate) {
         Ok(ready) => ready,
+        Err(StepError::Hook(reason)) => {
+            let _ = channel.send(&ToParent::HookFailed(reason));
+            return 1;
+        }
         Err(e) => {
             let _ = channel.send(&ToParent::Failed(e.to_string()));
             return 1;

@@ -21,6 +21,8 @@ pub enum ToParent {
     Ready,
     /// Setup failed; the process exits after sending this.
     Failed(String),
+    /// A createContainer hook failed; the process exits after sending this.
+    HookFailed(String),
 }
 
 /// From the parent to the intermediate or init process.

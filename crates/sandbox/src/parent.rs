@@ -126,6 +126,7 @@ fn converse(
             }
             ToParent::Ready => return Ok(init),
             ToParent::Failed(reason) => return Err(LaunchError::Child(reason)),
+            ToParent::HookFailed(reason) => return Err(LaunchError::Hook(reason)),
         }
     }
 }

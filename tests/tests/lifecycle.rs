@@ -1,0 +1,428 @@
+//! The runc command line end to end: create/start/state/kill/delete, run, exec, list,
+//! ps, pid files, exit codes and signal forwarding, on real containers.
+use std::process::Stdio;
+use std::time::Duration;
+
+use bulwark_tests::{catches_signal, wait_until, Bundle, Runtime, CHECKER};
+use serde_json::json;
+
+fn sleeper() -> Bundle {
+    Bundle::with(|c| c["process"]["args"] = json!([CHECKER, "sleep", "600"]))
+}
+
+fn pid_of(rt: &Runtime, id: &str) -> i32 {
+    rt.state(id)["pid"].as_i64().unwrap() as i32
+}
+
+#[test]
+fn create_start_kill_delete_walks_the_states() {
+    let rt = Runtime::new();
+    let bundle = sleeper();
+    let id = rt.unique_id();
+    let pid_file = bundle.path().join("init.pid");
+    rt.cmd([
+        "create",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ])
+    .assert_success();
+    let state = rt.state(&id);
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["id"], id.as_str());
+    assert_eq!(state["bundle"], bundle.path().to_str().unwrap());
+    assert_eq!(state["ociVersion"], "1.2.0");
+    let pid = pid_of(&rt, &id);
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    // Created: the init exists but the user's program has not started.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("sleep"),
+        "program ran before start"
+    );
+
+    rt.cmd(["start", &id]).assert_success();
+    assert_eq!(rt.state(&id)["status"], "running");
+    wait_until(Duration::from_secs(5), "the program to exec", || {
+        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+            .contains("sleep")
+    });
+    assert!(rt.list().contains(&id));
+    rt.cmd(["start", &id]).assert_failure();
+
+    rt.cmd(["delete", &id]).assert_failure();
+    rt.cmd(["kill", &id, "KILL"]).assert_success();
+    wait_until(Duration::from_secs(5), "the container to stop", || {
+        rt.state(&id)["status"] == "stopped"
+    });
+    assert_eq!(rt.state(&id)["pid"], 0);
+    rt.cmd(["kill", &id, "KILL"]).assert_failure();
+    rt.cmd(["delete", &id]).assert_success();
+    rt.cmd(["state", &id]).assert_failure();
+    rt.assert_clean(&bundle);
+}
+
+#[test]
+fn options_may_follow_the_container_id() {
+    let rt = Runtime::new();
+    let bundle = sleeper();
+    let id = rt.unique_id();
+    rt.cmd(["create", &id, "--bundle", bundle.path().to_str().unwrap()])
+        .assert_success();
+    rt.cmd(["delete", &id, "--force"]).assert_success();
+    rt.assert_clean(&bundle);
+}
+
+#[test]
+fn delete_force_kills_a_running_container() {
+    let rt = Runtime::new();
+    let bundle = sleeper();
+    let id = rt.unique_id();
+    rt.cmd([
+        "run",
+        "--detach",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ])
+    .assert_success();
+    assert_eq!(rt.state(&id)["status"], "running");
+    rt.cmd(["delete", "--force", &id]).assert_success();
+    rt.assert_clean(&bundle);
+}
+
+#[test]
+fn delete_of_a_created_container_needs_no_force() {
+    let rt = Runtime::new();
+    let bundle = sleeper();
+    let id = rt.unique_id();
+    rt.cmd(["create", "--bundle", bundle.path().to_str().unwrap(), &id])
+        .assert_success();
+    rt.cmd(["delete", &id]).assert_success();
+    rt.assert_clean(&bundle);
+}
+
+#[test]
+fn run_returns_the_exit_status() {
+    let rt = Runtime::new();
+    let bundle = Bundle::with(|c| c["process"]["args"] = json!([CHECKER, "exit", "42"]));
+    rt.run(&bundle, &rt.unique_id()).assert_code(42);
+    // Killed from outside (an init cannot SIGKILL itself): 128 + 9.
+    let killed = sleeper();
+    let id = rt.unique_id();
+    let child = rt
+        .command(["run", "--bundle", killed.path().to_str().unwrap(), &id])
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(10), "the container to run", || {
+        rt.cmd(["state", &id]).stdout.contains("\"running\"")
+    });
+    rt.cmd(["kill", &id, "KILL"]).assert_success();
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(status.code(), Some(137));
+    rt.assert_clean(&bundle);
+    rt.assert_clean(&killed);
+}
+
+#[test]
+fn foreground_run_forwards_signals() {
+    let rt = Runtime::new();
+    let bundle = Bundle::with(|c| c["process"]["args"] = json!([CHECKER, "wait-signal"]));
+    let id = rt.unique_id();
+    let mut child = rt
+        .command(["run", "--bundle", bundle.path().to_str().unwrap(), &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut container_pid = 0;
+    wait_until(
+        Duration::from_secs(10),
+        "the container to wait for signals",
+        || {
+            let out = rt.cmd(["state", &id]);
+            if !out.success() {
+                return false;
+            }
+            container_pid = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["pid"]
+                .as_i64()
+                .unwrap_or(0) as i32;
+            container_pid > 0 && catches_signal(container_pid, libc::SIGUSR1)
+        },
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(128 + libc::SIGUSR1),
+        "{output:?}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("SIGUSR1"));
+    rt.assert_clean(&bundle);
+}
+
+#[test]
+fn exec_runs_in_the_containers_namespaces_with_its_settings() {
+    let rt = Runtime::new();
+    let bundle = sleeper();
+    let id = rt.unique_id();
+    rt.cmd([
+        "run",
+        "-d",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ])
+    .assert_success();
+    let init = pid_of(&rt, &id);
+    let out = rt.cmd([
+        "exec",
+        "--env",
+        "EXTRA=1",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "1000:1000",
+        &id,
+        CHECKER,
+        "report",
+    ]);
+    out.assert_success();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["uid"], 1000);
+    assert_eq!(report["gid"], 1000);
+    assert_eq!(report["cwd"], "/tmp");
+    assert_eq!(report["env"]["EXTRA"], "1");
+    assert_eq!(report["hostname"], "bulwark");
+    for ns in ["pid", "net", "ipc", "uts", "mnt"] {
+        let theirs = std::fs::read_link(format!("/proc/{init}/ns/{ns}")).unwrap();
+        assert_eq!(report["namespaces"][ns], theirs.to_str().unwrap(), "{ns}");
+    }
+    let fds: Vec<String> = report["fds"].as_object().unwrap().keys().cloned().collect();
+    assert!(
+        fds.iter().all(|fd| ["0", "1", "2"].contains(&fd.as_str())),
+        "leaked fds: {fds:?}"
+    );
+
+    rt.cmd(["exec", &id, CHECKER, "exit", "7"]).assert_code(7);
+
+    let pid_file = bundle.path().join("exec.pid");
+    rt.cmd([
+        "exec",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+        CHECKER,
+        "sleep",
+        "600",
+    ])
+    .assert_success();
+    let exec_pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{exec_pid}")).exists());
+    let ps = rt.cmd(["ps", "--format", "json", &id]);
+    ps.assert_success();
+    let pids: Vec<i32> = serde_json::from_str(&ps.stdout).unwrap();
+    assert!(pids.contains(&init) && pids.contains(&exec_pid), "{pids:?}");
+    let table = rt.cmd(["ps", &id]);
+    assert!(table.stdout.contains("PID") && table.stdout.contains(&exec_pid.to_string()));
+
+    rt.cmd(["kill", "--all", &id, "9"]).assert_success();
+    wait_until(Duration::from_secs(5), "every process to die", || {
+        !std::path::Path::new(&format!("/proc/{exec_pid}")).exists()
+            && rt.state(&id)["status"] == "stopped"
+    });
+    rt.cmd(["delete", &id]).assert_success();
+    rt.assert_clean(&bundle);
+}
+
+#[test]
+fn exec_reports_missing_and_non_executable_programs() {
+    let rt = Runtime::new();
+    let bundle = sleeper();
+    let id = rt.unique_id();
+    rt.cmd([
+        "run",
+        "-d",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ])
+    .assert_success();
+    let missing = rt.cmd(["exec", &id, "no-such-program"]);
+    missing.assert_failure();
+    assert!(
+        missing
+            .stderr
+            .contains("executable file not found in $PATH"),
+        "{missing}"
+    );
+    let denied = rt.cmd(["exec", &id, "/bin/not-exec"]);
+    denied.assert_failure();
+    assert!(denied.stderr.contains("permission denied"), "{denied}");
+    rt.cmd(["exec", &id, "--user", "bob", "true"])
+        .assert_failure();
+}
+
+#[test]
+fn list_formats() {
+    let rt = Runtime::new();
+    let bundle = sleeper();
+    let id = rt.unique_id();
+    rt.cmd(["create", "--bundle", bundle.path().to_str().unwrap(), &id])
+        .assert_success();
+    let table = rt.cmd(["list"]);
+    assert!(table.stdout.starts_with("ID"));
+    assert!(table.stdout.contains(&id) && table.stdout.contains("created"));
+    let json: serde_json::Value =
+        serde_json::from_str(&rt.cmd(["list", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json[0]["status"], "created");
+    assert_eq!(rt.cmd(["list", "-q"]).stdout.trim(), id);
+}
+
+#[test]
+fn kill_takes_names_and_numbers() {
+    let rt = Runtime::new();
+    let bundle = Bundle::with(|c| c["process"]["args"] = json!([CHECKER, "wait-signal"]));
+    let id = rt.unique_id();
+    rt.cmd([
+        "run",
+        "-d",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ])
+    .assert_success();
+    let pid = pid_of(&rt, &id);
+    wait_until(Duration::from_secs(5), "the handler", || {
+        catches_signal(pid, libc::SIGUSR2)
+    });
+    rt.cmd(["kill", &id, "NOSUCHSIG"]).assert_failure();
+    rt.cmd(["kill", &id, "99"]).assert_failure();
+    rt.cmd(["kill", &id, "usr2"]).assert_success();
+    wait_until(Duration::from_secs(5), "the container to exit", || {
+        rt.state(&id)["status"] == "stopped"
+    });
+}
+
+#[test]
+fn concurrent_commands_on_one_container_are_serialised() {
+    let rt = Runtime::new();
+    let bundle = sleeper();
+    let id = rt.unique_id();
+    rt.cmd([
+        "run",
+        "-d",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ])
+    .assert_success();
+    let deletes: Vec<_> = (0..4)
+        .map(|_| {
+            rt.command(["delete", "--force", &id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let ok = deletes
+        .into_iter()
+        .map(|mut c| c.wait().unwrap().success())
+        .filter(|s| *s)
+        .count();
+    assert!(ok >= 1, "no delete succeeded");
+    rt.assert_clean(&bundle);
+}
+
+#[test]
+fn version_and_features() {
+    let rt = Runtime::new();
+    let version = rt.cmd(["--version"]);
+    assert!(version.stdout.contains("bulwark-runtime") && version.stdout.contains("spec: 1.2"));
+    let features: serde_json::Value = serde_json::from_str(&rt.cmd(["features"]).stdout).unwrap();
+    assert_eq!(features["ociVersionMin"], "1.0.0");
+    let namespaces = features["linux"]["namespaces"].as_array().unwrap();
+    assert_eq!(namespaces.len(), 8);
+    // Truthful: what is not implemented is reported as such.
+    assert_eq!(features["linux"]["seccomp"]["enabled"], false);
+    assert_eq!(features["linux"]["cgroup"]["v1"], false);
+    let options: Vec<&str> = features["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for option in ["rbind", "rro", "nosymfollow", "rslave"] {
+        assert!(options.contains(&option), "{option}");
+    }
+}
+
+#[test]
+fn spec_writes_a_config_that_runs() {
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new();
+    std::fs::remove_file(bundle.config_path()).unwrap();
+    rt.command(["spec"])
+        .current_dir(bundle.path())
+        .status()
+        .unwrap();
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.config_path()).unwrap()).unwrap();
+    assert_eq!(written["process"]["noNewPrivileges"], true);
+    rt.command(["spec"])
+        .current_dir(bundle.path())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| assert!(!s.success()))
+        .unwrap();
+    bundle.edit(|c| {
+        *c = written.clone();
+        c["process"]["terminal"] = json!(false);
+        c["process"]["args"] = json!([CHECKER, "report"]);
+    });
+    let report = rt.report(&bundle);
+    assert_eq!(report["hostname"], "bulwark");
+    let rootless = Bundle::new();
+    std::fs::remove_file(rootless.config_path()).unwrap();
+    let out = rt
+        .command(["spec", "--rootless"])
+        .current_dir(rootless.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rootless.config_path()).unwrap()).unwrap();
+    assert!(config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["type"] == "user"));
+}
+
+#[test]
+fn json_log_lines_carry_errors() {
+    let rt = Runtime::new();
+    let log = bulwark_tests::TempDir::new();
+    let log_file = log.path().join("runtime.log");
+    let out = rt.cmd([
+        "--log",
+        log_file.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "no-such-container",
+    ]);
+    out.assert_failure();
+    let line = std::fs::read_to_string(&log_file).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    assert_eq!(entry["level"], "error");
+    assert!(entry["msg"].as_str().unwrap().contains("does not exist"));
+    assert!(entry["time"].as_str().is_some());
+}
