@@ -77,6 +77,7 @@ fn check_namespaces(spec: &Spec, plan: &NamespacePlan) -> Result<(), SpecError> 
                 ));
             }
         }
+        check_user_is_mapped(spec)?;
     } else if has_maps {
         return Err(SpecError::invalid(
             "linux.uidMappings",
@@ -111,6 +112,29 @@ fn check_namespaces(spec: &Spec, plan: &NamespacePlan) -> Result<(), SpecError> 
             "set",
             "a new time namespace in linux.namespaces",
         ));
+    }
+    Ok(())
+}
+
+/// In a new user namespace the process's ids must be mapped, or it could not become them.
+fn check_user_is_mapped(spec: &Spec) -> Result<(), SpecError> {
+    let (Some(process), Some(linux)) = (spec.process(), spec.linux()) else {
+        return Ok(());
+    };
+    let mapped = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>, id: u32| {
+        maps.iter().flatten().any(|m| id >= m.container_id() && (id as u64) < m.container_id() as u64 + m.size() as u64)
+    };
+    let user = process.user();
+    if !mapped(linux.uid_mappings(), user.uid()) {
+        return Err(SpecError::invalid("process.user.uid", user.uid(), "a uid inside linux.uidMappings"));
+    }
+    if !mapped(linux.gid_mappings(), user.gid()) {
+        return Err(SpecError::invalid("process.user.gid", user.gid(), "a gid inside linux.gidMappings"));
+    }
+    for (index, gid) in user.additional_gids().iter().flatten().enumerate() {
+        if !mapped(linux.gid_mappings(), *gid) {
+            return Err(SpecError::invalid(format!("process.user.additionalGids[{index}]"), gid, "a gid inside linux.gidMappings"));
+        }
     }
     Ok(())
 }
