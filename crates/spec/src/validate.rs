@@ -122,18 +122,32 @@ fn check_user_is_mapped(spec: &Spec) -> Result<(), SpecError> {
         return Ok(());
     };
     let mapped = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>, id: u32| {
-        maps.iter().flatten().any(|m| id >= m.container_id() && (id as u64) < m.container_id() as u64 + m.size() as u64)
+        maps.iter().flatten().any(|m| {
+            id >= m.container_id() && (id as u64) < m.container_id() as u64 + m.size() as u64
+        })
     };
     let user = process.user();
     if !mapped(linux.uid_mappings(), user.uid()) {
-        return Err(SpecError::invalid("process.user.uid", user.uid(), "a uid inside linux.uidMappings"));
+        return Err(SpecError::invalid(
+            "process.user.uid",
+            user.uid(),
+            "a uid inside linux.uidMappings",
+        ));
     }
     if !mapped(linux.gid_mappings(), user.gid()) {
-        return Err(SpecError::invalid("process.user.gid", user.gid(), "a gid inside linux.gidMappings"));
+        return Err(SpecError::invalid(
+            "process.user.gid",
+            user.gid(),
+            "a gid inside linux.gidMappings",
+        ));
     }
     for (index, gid) in user.additional_gids().iter().flatten().enumerate() {
         if !mapped(linux.gid_mappings(), *gid) {
-            return Err(SpecError::invalid(format!("process.user.additionalGids[{index}]"), gid, "a gid inside linux.gidMappings"));
+            return Err(SpecError::invalid(
+                format!("process.user.additionalGids[{index}]"),
+                gid,
+                "a gid inside linux.gidMappings",
+            ));
         }
     }
     Ok(())
