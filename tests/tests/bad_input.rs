@@ -9,11 +9,21 @@ use serde_json::{json, Value};
 fn refused(rt: &Runtime, bundle: &Bundle, needles: &[&str]) -> Output {
     let id = rt.unique_id();
     let pid_file = bundle.path().join("pid");
-    let out = rt.cmd(["create", "--bundle", bundle.path().to_str().unwrap(), "--pid-file", pid_file.to_str().unwrap(), &id]);
+    let out = rt.cmd([
+        "create",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &id,
+    ]);
     out.assert_failure();
     assert!(!out.stderr.contains("panicked"), "panic: {out}");
     for needle in needles {
-        assert!(out.stderr.contains(needle), "stderr lacks {needle:?}: {out}");
+        assert!(
+            out.stderr.contains(needle),
+            "stderr lacks {needle:?}: {out}"
+        );
     }
     assert!(!pid_file.exists(), "a pid file was written");
     rt.cmd(["state", &id]).assert_failure();
@@ -29,7 +39,11 @@ fn with(edit: impl FnOnce(&mut Value)) -> Bundle {
 fn malformed_json() {
     let rt = Runtime::new();
     let bundle = Bundle::new();
-    std::fs::write(bundle.config_path(), b"{\"ociVersion\": \"1.2.0\", \"process\": ").unwrap();
+    std::fs::write(
+        bundle.config_path(),
+        b"{\"ociVersion\": \"1.2.0\", \"process\": ",
+    )
+    .unwrap();
     refused(&rt, &bundle, &["config.json"]);
     std::fs::remove_file(bundle.config_path()).unwrap();
     refused(&rt, &bundle, &["config.json", "No such file"]);
@@ -38,22 +52,45 @@ fn malformed_json() {
 #[test]
 fn wrong_types_name_the_field() {
     let rt = Runtime::new();
-    refused(&rt, &with(|c| c["process"]["args"] = json!(7)), &["process.args"]);
-    refused(&rt, &with(|c| c["process"]["user"]["uid"] = json!("root")), &["process.user.uid"]);
-    refused(&rt, &with(|c| c["mounts"][0]["options"] = json!("ro")), &["mounts[0].options"]);
+    refused(
+        &rt,
+        &with(|c| c["process"]["args"] = json!(7)),
+        &["process.args"],
+    );
+    refused(
+        &rt,
+        &with(|c| c["process"]["user"]["uid"] = json!("root")),
+        &["process.user.uid"],
+    );
+    refused(
+        &rt,
+        &with(|c| c["mounts"][0]["options"] = json!("ro")),
+        &["mounts[0].options"],
+    );
 }
 
 #[test]
 fn unknown_namespace_type() {
     let rt = Runtime::new();
-    let out = refused(&rt, &with(|c| c["linux"]["namespaces"][1]["type"] = json!("netns")), &["linux.namespaces[1].type", "netns"]);
-    assert!(out.stderr.contains("network"), "expected values listed: {out}");
+    let out = refused(
+        &rt,
+        &with(|c| c["linux"]["namespaces"][1]["type"] = json!("netns")),
+        &["linux.namespaces[1].type", "netns"],
+    );
+    assert!(
+        out.stderr.contains("network"),
+        "expected values listed: {out}"
+    );
 }
 
 #[test]
 fn missing_rootfs() {
     let rt = Runtime::new();
-    refused(&rt, &with(|c| c["root"]["path"] = json!("no-such-rootfs")), &["root.path", "no-such-rootfs", "existing directory"]);
+    refused(
+        &rt,
+        &with(|c| c["root"]["path"] = json!("no-such-rootfs")),
+        &["root.path", "no-such-rootfs", "existing directory"],
+    );
 }
 
 #[test]
@@ -61,7 +98,8 @@ fn duplicate_and_invalid_ids() {
     let rt = Runtime::new();
     let bundle = with(|c| c["process"]["args"] = json!([CHECKER, "sleep", "600"]));
     let id = rt.unique_id();
-    rt.cmd(["create", "--bundle", bundle.path().to_str().unwrap(), &id]).assert_success();
+    rt.cmd(["create", "--bundle", bundle.path().to_str().unwrap(), &id])
+        .assert_success();
     let again = rt.cmd(["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
     again.assert_failure();
     assert!(again.stderr.contains("already exists"), "{again}");
@@ -71,7 +109,10 @@ fn duplicate_and_invalid_ids() {
     for bad in ["../escape", "a/b", ".", "with space"] {
         let out = rt.cmd(["create", "--bundle", bundle.path().to_str().unwrap(), bad]);
         out.assert_failure();
-        assert!(out.stderr.contains("container id") && out.stderr.contains(bad), "{out}");
+        assert!(
+            out.stderr.contains("container id") && out.stderr.contains(bad),
+            "{out}"
+        );
     }
     rt.assert_clean(&bundle);
 }
@@ -80,41 +121,81 @@ fn duplicate_and_invalid_ids() {
 fn unmapped_user() {
     let rt = Runtime::new();
     let bundle = with(|c| {
-        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
         c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 100}]);
         c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 100}]);
         c["process"]["user"]["uid"] = json!(1000);
     });
-    refused(&rt, &bundle, &["process.user.uid", "1000", "linux.uidMappings"]);
+    refused(
+        &rt,
+        &bundle,
+        &["process.user.uid", "1000", "linux.uidMappings"],
+    );
 }
 
 #[test]
 fn unsupported_fields_are_refused_not_ignored() {
     let rt = Runtime::new();
-    refused(&rt, &with(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO"})), &["linux.seccomp", "not supported"]);
-    refused(&rt, &with(|c| c["linux"]["resources"] = json!({"memory": {"limit": 1048576}})), &["linux.resources.memory", "not supported"]);
-    refused(&rt, &with(|c| c["linux"]["intelRdt"] = json!({"closID": "x"})), &["linux.intelRdt"]);
+    refused(
+        &rt,
+        &with(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO"})),
+        &["linux.seccomp", "not supported"],
+    );
+    refused(
+        &rt,
+        &with(|c| c["linux"]["resources"] = json!({"memory": {"limit": 1048576}})),
+        &["linux.resources.memory", "not supported"],
+    );
+    refused(
+        &rt,
+        &with(|c| c["linux"]["intelRdt"] = json!({"closID": "x"})),
+        &["linux.intelRdt"],
+    );
 }
 
 #[test]
 fn bad_mounts() {
     let rt = Runtime::new();
-    refused(&rt, &with(|c| c["mounts"][1]["options"] = json!(["nosuid", "no suid"])), &["mounts[1].options[1]", "no suid"]);
-    refused(&rt, &with(|c| c["mounts"][0]["destination"] = json!("proc")), &["mounts[0].destination", "absolute"]);
+    refused(
+        &rt,
+        &with(|c| c["mounts"][1]["options"] = json!(["nosuid", "no suid"])),
+        &["mounts[1].options[1]", "no suid"],
+    );
+    refused(
+        &rt,
+        &with(|c| c["mounts"][0]["destination"] = json!("proc")),
+        &["mounts[0].destination", "absolute"],
+    );
     let missing_source = with(|c| {
         c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/data", "type": "bind", "source": "/no/such/dir", "options": ["rbind"]}))
     });
     refused(&rt, &missing_source, &["/data", "/no/such/dir"]);
     // A failure after several mounts were made: they all vanish with the mount namespace.
-    let late = with(|c| c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/late", "type": "nosuchfs", "source": "x"})));
+    let late = with(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/late", "type": "nosuchfs", "source": "x"}))
+    });
     refused(&rt, &late, &["/late", "nosuchfs"]);
 }
 
 #[test]
 fn bad_sysctls_and_hostnames() {
     let rt = Runtime::new();
-    refused(&rt, &with(|c| c["linux"]["sysctl"] = json!({"vm.swappiness": "10"})), &["vm.swappiness", "host"]);
-    refused(&rt, &with(|c| c["linux"]["sysctl"] = json!({"net.ipv4/../../x": "1"})), &["linux.sysctl"]);
+    refused(
+        &rt,
+        &with(|c| c["linux"]["sysctl"] = json!({"vm.swappiness": "10"})),
+        &["vm.swappiness", "host"],
+    );
+    refused(
+        &rt,
+        &with(|c| c["linux"]["sysctl"] = json!({"net.ipv4/../../x": "1"})),
+        &["linux.sysctl"],
+    );
     let no_uts = with(|c| {
         let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
         ns.retain(|n| n["type"] != "uts");
@@ -132,25 +213,53 @@ fn failing_hook() {
 #[test]
 fn terminal_without_console_socket() {
     let rt = Runtime::new();
-    refused(&rt, &with(|c| c["process"]["terminal"] = json!(true)), &["process.terminal", "--console-socket"]);
+    refused(
+        &rt,
+        &with(|c| c["process"]["terminal"] = json!(true)),
+        &["process.terminal", "--console-socket"],
+    );
 }
 
 #[test]
 fn missing_program() {
     let rt = Runtime::new();
-    refused(&rt, &with(|c| c["process"]["args"] = json!(["no-such-program"])), &["executable file not found in $PATH"]);
-    refused(&rt, &with(|c| c["process"]["cwd"] = json!("/no/such/dir")), &["process.cwd", "/no/such/dir"]);
+    refused(
+        &rt,
+        &with(|c| c["process"]["args"] = json!(["no-such-program"])),
+        &["executable file not found in $PATH"],
+    );
+    refused(
+        &rt,
+        &with(|c| c["process"]["cwd"] = json!("/no/such/dir")),
+        &["process.cwd", "/no/such/dir"],
+    );
 }
 
 #[test]
 fn commands_on_unknown_containers() {
     let rt = Runtime::new();
-    for args in [vec!["start", "ghost"], vec!["state", "ghost"], vec!["kill", "ghost"], vec!["delete", "ghost"], vec!["exec", "ghost", "sh"], vec!["ps", "ghost"]] {
+    for args in [
+        vec!["start", "ghost"],
+        vec!["state", "ghost"],
+        vec!["kill", "ghost"],
+        vec!["delete", "ghost"],
+        vec!["exec", "ghost", "sh"],
+        vec!["ps", "ghost"],
+    ] {
         let out = rt.cmd(&args);
         out.assert_failure();
-        assert!(out.stderr.contains("ghost") && out.stderr.contains("does not exist"), "{args:?}: {out}");
+        assert!(
+            out.stderr.contains("ghost") && out.stderr.contains("does not exist"),
+            "{args:?}: {out}"
+        );
     }
-    let out = rt.cmd(["--systemd-cgroup", "create", "--bundle", "/nonexistent", "x"]);
+    let out = rt.cmd([
+        "--systemd-cgroup",
+        "create",
+        "--bundle",
+        "/nonexistent",
+        "x",
+    ]);
     out.assert_failure();
     assert!(out.stderr.contains("--systemd-cgroup"), "{out}");
 }

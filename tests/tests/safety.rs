@@ -216,3 +216,25 @@ fn sysctls_cannot_reach_host_wide_files() {
     assert!(!pattern.contains("evil"));
     assert!(Path::new("/proc/sys/kernel/core_pattern").exists());
 }
+
+#[test]
+fn absent_capabilities_mean_none() {
+    let rt = Runtime::new();
+    let bundle = Bundle::with(|c| {
+        c["process"].as_object_mut().unwrap().remove("capabilities");
+    });
+    let report = rt.report(&bundle);
+    for set in [
+        "bounding",
+        "effective",
+        "permitted",
+        "inheritable",
+        "ambient",
+    ] {
+        assert_eq!(
+            report["capabilities"][set]["value"], 0,
+            "{set}: {}",
+            report["capabilities"][set]
+        );
+    }
+}

@@ -82,7 +82,10 @@ fn build_process(root: &StateRoot, a: &ExecArgs) -> Result<Process, String> {
         process.set_user(u);
     }
     if !a.caps.is_empty() {
-        let mut caps = process.capabilities().clone().unwrap_or_default();
+        let mut caps = process
+            .capabilities()
+            .clone()
+            .unwrap_or_else(bulwark_sandbox::no_capabilities);
         for name in &a.caps {
             let cap: Capability =
                 serde_json::from_value(serde_json::Value::String(name.to_ascii_uppercase()))

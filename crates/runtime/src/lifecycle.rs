@@ -59,7 +59,11 @@ pub fn create(
     let bundle = load_bundle(&options.bundle)?;
     check_host_support(&bundle.spec)?;
     let namespaces = NamespacePlan::from_spec(&bundle.spec)?;
-    let process = bundle.spec.process().clone().unwrap_or_default();
+    let process = bundle.spec.process().clone().ok_or_else(|| {
+        RuntimeError::Invalid(
+            "config.json: process is missing (expected the process to run)".into(),
+        )
+    })?;
     let console = console_for(
         &process,
         options.console_socket.as_ref(),

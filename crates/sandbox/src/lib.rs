@@ -33,4 +33,4 @@ mod sysctl;
 pub use error::{LaunchError, StepError};
 pub use parent::{spawn_container, Spawned};
 pub use plan::{ContainerPlan, ExecPlan, ProcessPlan};
-pub use process::resolve_executable;
+pub use process::{no_capabilities, resolve_executable};

@@ -288,30 +288,25 @@ fn cap_list(set: &Option<Capabilities>, field: &str) -> Result<caps::CapsHashSet
     Ok(out)
 }
 
+/// A capability object with every set empty.
+pub fn no_capabilities() -> bulwark_spec::runtime::LinuxCapabilities {
+    serde_json::from_str("{}").expect("an empty object is a valid capabilities object")
+}
+
 /// Takes on `process.user` (groups, gid, uid, umask) and `process.capabilities`.
 pub fn switch_user(process: &Process) -> Result<(), StepError> {
-    let wanted = process.capabilities();
+    // Not `unwrap_or_default()`: oci-spec's default grants capabilities; absent means none.
+    let wanted = process
+        .capabilities()
+        .clone()
+        .unwrap_or_else(no_capabilities);
     let field = "process.capabilities";
-    let bounding = cap_list(
-        &wanted.as_ref().and_then(|c| c.bounding().clone()),
-        &format!("{field}.bounding"),
-    )?;
-    let effective = cap_list(
-        &wanted.as_ref().and_then(|c| c.effective().clone()),
-        &format!("{field}.effective"),
-    )?;
-    let permitted = cap_list(
-        &wanted.as_ref().and_then(|c| c.permitted().clone()),
-        &format!("{field}.permitted"),
-    )?;
-    let inheritable = cap_list(
-        &wanted.as_ref().and_then(|c| c.inheritable().clone()),
-        &format!("{field}.inheritable"),
-    )?;
-    let ambient = cap_list(
-        &wanted.as_ref().and_then(|c| c.ambient().clone()),
-        &format!("{field}.ambient"),
-    )?;
+    let set = |name: &str, caps: &Option<Capabilities>| cap_list(caps, &format!("{field}.{name}"));
+    let bounding = set("bounding", wanted.bounding())?;
+    let effective = set("effective", wanted.effective())?;
+    let permitted = set("permitted", wanted.permitted())?;
+    let inheritable = set("inheritable", wanted.inheritable())?;
+    let ambient = set("ambient", wanted.ambient())?;
 
     // The bounding set can only shrink while CAP_SETPCAP is still effective.
     for cap in caps::runtime::thread_all_supported() {
