@@ -131,7 +131,7 @@ fn foreground_run_forwards_signals() {
     let rt = Runtime::new();
     let bundle = Bundle::with(|c| c["process"]["args"] = json!([CHECKER, "wait-signal"]));
     let id = rt.unique_id();
-    let mut child = rt
+    let child = rt
         .command(["run", "--bundle", bundle.path().to_str().unwrap(), &id])
         .stdout(Stdio::piped())
         .spawn()

@@ -275,6 +275,18 @@ fn check_linux(linux: &Linux, plan: &NamespacePlan) -> Result<(), SpecError> {
             ));
         }
     }
+    if let Some(flags) = linux
+        .personality()
+        .as_ref()
+        .and_then(|p| p.flags().as_ref())
+        .filter(|f| !f.is_empty())
+    {
+        return Err(SpecError::invalid(
+            "linux.personality.flags",
+            flags,
+            "no flags (the runtime spec defines none yet)",
+        ));
+    }
     if let Some(propagation) = linux.rootfs_propagation() {
         let base = propagation.strip_prefix('r').unwrap_or(propagation);
         if !matches!(base, "shared" | "slave" | "private" | "unbindable") || propagation == "r" {
@@ -446,6 +458,10 @@ mod tests {
             |v| v["linux"]["seccomp"] = serde_json::json!({"defaultAction":"SCMP_ACT_ALLOW"})
         )
         .contains("linux.seccomp"));
+        assert!(err(
+            |v| v["linux"]["personality"] = serde_json::json!({"domain":"LINUX","flags":["X"]})
+        )
+        .contains("linux.personality.flags"));
         assert!(err(|v| v["linux"]["rootfsPropagation"] = "bogus".into())
             .contains("linux.rootfsPropagation"));
         assert!(
