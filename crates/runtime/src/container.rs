@@ -31,9 +31,21 @@ impl StateRoot {
     }
 
     fn ensure(&self) -> Result<(), RuntimeError> {
+        if self.path.is_dir() {
+            return Ok(());
+        }
         std::fs::create_dir_all(&self.path)
             .map_err(RuntimeError::io("cannot create the state root", &self.path))?;
-        Ok(())
+        // Listable by root only; traversable so an init in a user namespace (a non-root
+        // host uid) can still reach its exec fifo.
+        std::fs::set_permissions(
+            &self.path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )
+        .map_err(RuntimeError::io(
+            "cannot set the mode of the state root",
+            &self.path,
+        ))
     }
 
     /// Makes the directory for a new container; fails if the id is taken.

@@ -119,16 +119,15 @@ fn launch(
             console,
             preserve_fds: options.preserve_fds,
         },
+        placement: bulwark_sandbox::Placement::None,
     };
     let spec = plan.bundle.spec.clone();
     let template = saved.clone();
-    let spawned = bulwark_sandbox::spawn_container(&plan, &mut |pid| {
-        let mut state = template.oci(Status::Creating);
-        state.pid = pid.as_raw();
-        hooks::run(&spec, "prestart", &state)?;
-        hooks::run(&spec, "createRuntime", &state)?;
-        serde_json::to_string(&state).map_err(|e| e.to_string())
-    });
+    let mut parent_hooks = LaunchHooks {
+        spec: &spec,
+        template: &template,
+    };
+    let spawned = bulwark_sandbox::spawn_container(&plan, &mut parent_hooks);
     let spawned = match spawned {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -154,6 +153,26 @@ fn launch(
         return Err(e);
     }
     Ok(spawned)
+}
+
+/// The runtime's part in the parent stage.
+struct LaunchHooks<'a> {
+    spec: &'a bulwark_spec::runtime::Spec,
+    template: &'a SavedState,
+}
+
+impl bulwark_sandbox::ParentHooks for LaunchHooks<'_> {
+    fn place(&mut self, _pid: nix::unistd::Pid) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn runtime_hooks(&mut self, pid: nix::unistd::Pid) -> Result<String, String> {
+        let mut state = self.template.oci(Status::Creating);
+        state.pid = pid.as_raw();
+        hooks::run(self.spec, "prestart", &state)?;
+        hooks::run(self.spec, "createRuntime", &state)?;
+        serde_json::to_string(&state).map_err(|e| e.to_string())
+    }
 }
 
 /// Fields this host cannot honour: refuse rather than run with less isolation than asked.

@@ -41,4 +41,6 @@ pub enum LaunchError {
     ChildDied(String),
     #[error("{0}")]
     Hook(String),
+    #[error("cgroups: {0}")]
+    Cgroup(String),
 }

@@ -47,6 +47,13 @@ fn build_container(
     let spec = &plan.bundle.spec;
     let linux = spec.linux().as_ref();
     let process = &plan.process.process;
+    if !via_intermediate && plan.placed_by_parent() {
+        channel.await_placement()?;
+        if plan.namespaces.creates(bulwark_spec::NamespaceKind::Cgroup) {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+                .map_err(StepError::sys("creating the cgroup namespace"))?;
+        }
+    }
     if plan.creates_user_namespace() && !via_intermediate {
         channel.send(&ToParent::NeedIdMaps)?;
         match channel.expect::<ToChild>("waiting for the id maps")? {

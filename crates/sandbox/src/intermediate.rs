@@ -22,6 +22,9 @@ pub fn run(plan: &ContainerPlan, channel: &Channel) -> i32 {
 }
 
 fn steps(plan: &ContainerPlan, channel: &Channel) -> Result<(), StepError> {
+    if plan.placed_by_parent() {
+        channel.await_placement()?;
+    }
     join_namespaces(plan)?;
     let flags = plan.namespaces.new_flags();
     nix::sched::unshare(CloneFlags::from_bits_retain(flags as i32)).map_err(StepError::sys(

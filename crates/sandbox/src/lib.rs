@@ -31,6 +31,6 @@ mod process;
 mod sysctl;
 
 pub use error::{LaunchError, StepError};
-pub use parent::{spawn_container, Spawned};
-pub use plan::{ContainerPlan, ExecPlan, ProcessPlan};
+pub use parent::{spawn_container, ParentHooks, Spawned};
+pub use plan::{ContainerPlan, ExecPlan, Placement, ProcessPlan};
 pub use process::{no_capabilities, resolve_executable};

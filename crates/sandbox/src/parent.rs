@@ -2,12 +2,16 @@
 //! hooks when asked, and returns once the init reports it is ready (or why it failed).
 use std::os::fd::OwnedFd;
 
-use bulwark_sys::process::{clone_process, exit_now, pidfd_open, pidfd_send_signal, Forked};
+use std::os::fd::AsFd;
+
+use bulwark_sys::process::{
+    clone_into, clone_process, exit_now, pidfd_open, pidfd_send_signal, Forked,
+};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::message::{channel_pair, Channel, ToChild, ToParent};
-use crate::plan::ContainerPlan;
+use crate::plan::{ContainerPlan, Placement};
 use crate::{idmap, init, intermediate, LaunchError, StepError};
 
 /// A container init that reported ready.
@@ -32,12 +36,19 @@ impl Drop for Children {
     }
 }
 
-/// Starts the container's init. `runtime_hooks` is called with the init's pid when the
-/// `prestart`/`createRuntime` hooks are due; it returns the state JSON the container-side
-/// hooks get, or the hook failure.
+/// What the runtime does for the parent stage at its fixed points.
+pub trait ParentHooks {
+    /// Adds a freshly forked process to the container's cgroups (v1 placement).
+    fn place(&mut self, pid: Pid) -> Result<(), String>;
+    /// Runs the `prestart` and `createRuntime` hooks for the init `pid`; returns the
+    /// state JSON the container-side hooks get, or the hook failure.
+    fn runtime_hooks(&mut self, pid: Pid) -> Result<String, String>;
+}
+
+/// Starts the container's init, calling `hooks` at their points.
 pub fn spawn_container(
     plan: &ContainerPlan,
-    runtime_hooks: &mut dyn FnMut(Pid) -> Result<String, String>,
+    hooks: &mut dyn ParentHooks,
 ) -> Result<Spawned, LaunchError> {
     let (ours, theirs) = channel_pair()?;
     // An init forked by the intermediate is reparented to us, so we can reap it.
@@ -46,9 +57,13 @@ pub fn spawn_container(
     let flags = if via_intermediate {
         0
     } else {
-        plan.namespaces.new_flags()
+        plan.clone_flags()
     };
-    let (pid, pidfd) = match clone_process(flags)
+    let cgroup = match &plan.placement {
+        Placement::CloneInto(fd) => Some(fd.as_fd()),
+        _ => None,
+    };
+    let (pid, pidfd) = match clone_into(flags, cgroup)
         .map_err(StepError::sys("creating the container process"))?
     {
         Forked::Child => {
@@ -72,7 +87,11 @@ pub fn spawn_container(
     let mut children = Children {
         procs: vec![(pid, pidfd)],
     };
-    let init_pid = converse(plan, &ours, pid, &mut children, runtime_hooks)?;
+    if plan.placed_by_parent() {
+        hooks.place(pid).map_err(LaunchError::Cgroup)?;
+        ours.send(&ToChild::Placed)?;
+    }
+    let init_pid = converse(plan, &ours, pid, &mut children, hooks)?;
     let (pid, pidfd) = children
         .procs
         .pop()
@@ -88,7 +107,7 @@ fn converse(
     channel: &Channel,
     first: Pid,
     children: &mut Children,
-    runtime_hooks: &mut dyn FnMut(Pid) -> Result<String, String>,
+    hooks: &mut dyn ParentHooks,
 ) -> Result<Pid, LaunchError> {
     let mut init = first;
     loop {
@@ -121,7 +140,7 @@ fn converse(
                 children.procs.push((init, pidfd));
             }
             ToParent::RunRuntimeHooks => {
-                let state = runtime_hooks(init).map_err(LaunchError::Hook)?;
+                let state = hooks.runtime_hooks(init).map_err(LaunchError::Hook)?;
                 channel.send(&ToChild::RuntimeHooksDone { state })?;
             }
             ToParent::Ready => return Ok(init),

@@ -26,6 +26,19 @@ impl ProcessPlan {
     }
 }
 
+/// How the first process gets into the container's cgroups.
+#[derive(Debug, Default)]
+pub enum Placement {
+    /// No cgroups are managed.
+    #[default]
+    None,
+    /// cgroup v2: created directly in this directory (`CLONE_INTO_CGROUP`).
+    CloneInto(OwnedFd),
+    /// cgroup v1: the parent adds the pid ([`crate::ParentHooks::place`]) while the child
+    /// waits, and the child makes its cgroup namespace only once it is placed.
+    ByParent,
+}
+
 /// A new container.
 #[derive(Debug)]
 pub struct ContainerPlan {
@@ -37,9 +50,24 @@ pub struct ContainerPlan {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub process: ProcessPlan,
+    pub placement: Placement,
 }
 
 impl ContainerPlan {
+    /// The namespaces the first clone creates. With v1 placement a cgroup namespace waits
+    /// until the process is in its cgroup, so the namespace is rooted there.
+    pub fn clone_flags(&self) -> u64 {
+        let flags = self.namespaces.new_flags();
+        match self.placement {
+            Placement::ByParent => flags & !(libc::CLONE_NEWCGROUP as u64),
+            _ => flags,
+        }
+    }
+
+    pub fn placed_by_parent(&self) -> bool {
+        matches!(self.placement, Placement::ByParent)
+    }
+
     /// An intermediate process is needed when namespaces are joined by path (they must be
     /// joined before new ones are created, and a pid or time namespace only applies to
     /// children) or when a time namespace needs offsets written before anyone enters it.

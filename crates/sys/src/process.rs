@@ -46,6 +46,13 @@ fn single_threaded() -> bool {
 /// Refuses (`EDEADLK`) when the process has more than one thread: a raw fork of a
 /// threaded process can leave locks held forever in the child.
 pub fn clone_process(flags: u64) -> SysResult<Forked> {
+    clone_into(flags, None)
+}
+
+/// [`clone_process`], with the child created directly in the cgroup v2 directory `cgroup`
+/// (`CLONE_INTO_CGROUP`), so it never runs outside its limits.
+pub fn clone_into(flags: u64, cgroup: Option<std::os::fd::BorrowedFd<'_>>) -> SysResult<Forked> {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     if !single_threaded() {
         return Err(Errno::EDEADLK);
     }
@@ -56,6 +63,10 @@ pub fn clone_process(flags: u64) -> SysResult<Forked> {
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = std::os::fd::AsRawFd::as_raw_fd(&fd) as u64;
+    }
     // SAFETY: `args` is a valid clone_args of the size passed, and `pidfd` outlives the call.
     // No stack is given, so the child continues on a copy of this stack like fork(2). The
     // process is single-threaded (checked above), so no lock can be held by another thread
