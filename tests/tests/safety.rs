@@ -14,7 +14,12 @@ fn the_runtime_binary_cannot_be_overwritten_from_inside() {
     // the fd, and reopens it for writing once no runtime is running any more. The
     // binary sits on a read-only mount, so the reopen must fail with EROFS (ETXTBSY only
     // means another runtime happens to be running it; the probe then retries).
-    let rt = Runtime::new();
+    // A private copy of the runtime: other tests running the shared binary would keep it
+    // busy (ETXTBSY) for the whole probe.
+    let private = TempDir::new();
+    let binary = private.path().join("bulwark-runtime");
+    std::fs::copy(bulwark_tests::runtime_binary(), &binary).unwrap();
+    let rt = Runtime::with_binary(&binary);
     let out_dir = TempDir::new();
     let probe = format!(
         "(exec 3</proc/1/exe; i=0; while [ $i -lt 100 ]; do r=$({CHECKER} open /proc/self/fd/3 w); \

@@ -62,7 +62,12 @@ pub fn report() -> Value {
     out.insert("oom_score_adj".into(), value(oom_score_adj()));
     out.insert(
         "personality".into(),
-        value(nix::sys::personality::get().map(|p| p.bits())),
+        // nix's Persona drops PER_LINUX32 (0x8); read the kernel's own value.
+        value(
+            std::fs::read_to_string("/proc/self/personality")
+                .map_err(|e| e.to_string())
+                .and_then(|t| i64::from_str_radix(t.trim(), 16).map_err(|e| e.to_string())),
+        ),
     );
     out.insert(
         "io_priority".into(),

@@ -8,8 +8,16 @@ use crate::foreground;
 use crate::CmdResult;
 
 pub fn exec(root: &StateRoot, a: &ExecArgs) -> CmdResult {
-    let process = build_process(root, a)?;
+    let mut process = build_process(root, a)?;
     let relay = if process.terminal().unwrap_or(false) && !a.detach && a.console_socket.is_none() {
+        // The program starts at once: give its pty our window size from the start.
+        if let (None, Some((rows, cols))) = (process.console_size(), foreground::own_window_size())
+        {
+            let size: bulwark_spec::runtime::Box =
+                serde_json::from_value(serde_json::json!({"height": rows, "width": cols}))
+                    .map_err(|e| e.to_string())?;
+            process.set_console_size(Some(size));
+        }
         Some(foreground::console_pair()?)
     } else {
         None

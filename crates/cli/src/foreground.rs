@@ -53,6 +53,10 @@ pub fn run(
             return Err(e);
         }
     };
+    // The program may read its window size at once: set it before it starts.
+    if let Some(master) = &master {
+        copy_window_size(master);
+    }
     match runtime::start(root, &id) {
         Ok(warnings) => warnings.iter().for_each(|w| logger.warn(w)),
         Err(e) => {
@@ -200,10 +204,15 @@ fn pump(from: std::os::fd::BorrowedFd<'_>, to: std::os::fd::BorrowedFd<'_>) -> b
     }
 }
 
-fn copy_window_size(master: &OwnedFd) {
+pub fn copy_window_size(master: &OwnedFd) {
     if let Ok((rows, cols)) = bulwark_sys::tty::window_size(std::io::stdin().as_fd()) {
         let _ = bulwark_sys::tty::set_window_size(master.as_fd(), rows, cols);
     }
+}
+
+/// Our own terminal's window size, for a process that gets a pty we relay.
+pub fn own_window_size() -> Option<(u16, u16)> {
+    bulwark_sys::tty::window_size(std::io::stdin().as_fd()).ok()
 }
 
 /// Puts our own terminal in raw mode while relaying, and restores it on drop.

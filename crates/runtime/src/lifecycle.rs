@@ -133,7 +133,7 @@ fn launch(
         Err(e) => {
             if matches!(e, bulwark_sandbox::LaunchError::Hook(_)) {
                 // The spec has a failed create hook continue at delete, which runs poststop.
-                let _ = hooks::run(&spec, "poststop", &template.oci(Status::Stopped));
+                let _ = hooks::run_warning(&spec, "poststop", &template.oci(Status::Stopped));
             }
             return Err(e.into());
         }
@@ -225,15 +225,18 @@ pub fn start(root: &StateRoot, id: &str) -> Result<Vec<String>, RuntimeError> {
     .map_err(RuntimeError::sys("opening the exec fifo"))?;
     wait_for_fifo(&reader, &pidfd)?;
     std::fs::remove_file(&fifo).map_err(RuntimeError::io("cannot remove", &fifo))?;
-    let mut warnings = Vec::new();
-    if let Err(e) = hooks::run(&saved.config, "poststart", &saved.oci(Status::Running)) {
-        warnings.push(e);
-    }
-    Ok(warnings)
+    Ok(hooks::run_warning(
+        &saved.config,
+        "poststart",
+        &saved.oci(Status::Running),
+    ))
 }
 
-/// Waits until the init writes to the exec fifo, or dies.
+/// Waits until the init writes to the exec fifo (it got past `start`), then until the
+/// fifo's last writer closes, which happens when the init execs the program (its write end
+/// is close-on-exec) or dies.
 fn wait_for_fifo(reader: &OwnedFd, pidfd: &OwnedFd) -> Result<(), RuntimeError> {
+    let mut got_byte = false;
     loop {
         let mut fds = [
             PollFd::new(reader.as_fd(), PollFlags::POLLIN),
@@ -244,20 +247,31 @@ fn wait_for_fifo(reader: &OwnedFd, pidfd: &OwnedFd) -> Result<(), RuntimeError> 
             Err(e) => return Err(RuntimeError::sys("waiting for the container init")(e)),
             Ok(_) => {}
         }
-        let mut buf = [0u8; 1];
-        let readable = fds[0]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLIN));
-        if readable && nix::unistd::read(reader, &mut buf) == Ok(1) {
+        let fifo_events = fds[0].revents().unwrap_or(PollFlags::empty());
+        let init_gone = fds[1].revents().is_some_and(|r| !r.is_empty());
+        if fifo_events.contains(PollFlags::POLLIN) {
+            let mut buf = [0u8; 16];
+            match nix::unistd::read(reader, &mut buf) {
+                Ok(0) if got_byte => return Ok(()),
+                Ok(n) if n > 0 => got_byte = true,
+                _ => {}
+            }
+        } else if fifo_events.contains(PollFlags::POLLHUP) && got_byte {
             return Ok(());
         }
-        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
-            return Err(RuntimeError::Invalid(
-                "the container's init exited before it could start".into(),
-            ));
+        if init_gone {
+            return if got_byte {
+                Ok(())
+            } else {
+                Err(RuntimeError::Invalid(
+                    "the container's init exited before it could start".into(),
+                ))
+            };
         }
-        // POLLHUP with no data: no writer yet; wait a little for the init to open its end.
-        std::thread::sleep(Duration::from_millis(1));
+        if !got_byte && fifo_events.contains(PollFlags::POLLHUP) {
+            // No writer yet: the init has not opened its end; wait a little.
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
@@ -351,10 +365,7 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<String>, Ru
             })
         }
     }
-    let mut warnings = Vec::new();
-    if let Err(e) = hooks::run(&saved.config, "poststop", &saved.oci(Status::Stopped)) {
-        warnings.push(e);
-    }
+    let warnings = hooks::run_warning(&saved.config, "poststop", &saved.oci(Status::Stopped));
     container.remove()?;
     Ok(warnings)
 }

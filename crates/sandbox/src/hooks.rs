@@ -17,6 +17,20 @@ pub fn run_all(name: &str, hooks: &[Hook], state: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs every hook of one kind even when some fail (poststart and poststop, whose
+/// failures are only warnings); returns the failures.
+pub fn run_all_reporting(name: &str, hooks: &[Hook], state: &[u8]) -> Vec<String> {
+    hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(index, hook)| {
+            run_one(hook, state)
+                .err()
+                .map(|e| format!("hooks.{name}[{index}] {}: {e}", hook.path().display()))
+        })
+        .collect()
+}
+
 fn run_one(hook: &Hook, state: &[u8]) -> Result<(), String> {
     let args = hook.args().clone().unwrap_or_default();
     let mut command = Command::new(hook.path());

@@ -93,11 +93,11 @@ fn build_container(
         .and_then(|h| h.create_container().clone())
         .unwrap_or_default();
     hooks::run_all("createContainer", &create_container, state.as_bytes())
-        .map_err(StepError::Message)?;
+        .map_err(StepError::Hook)?;
 
     pivot::enter_root(&root, plan.no_pivot)?;
     drop(root);
-    finish_root(plan, linux)?;
+    finish_root(linux)?;
     set_identity(plan)?;
     if let Some(console) = plan
         .process
@@ -130,19 +130,19 @@ fn build_container(
 }
 
 /// Masked and read-only paths, propagation, sysctls: what needs the final root.
-fn finish_root(plan: &ContainerPlan, linux: Option<&Linux>) -> Result<(), StepError> {
+fn finish_root(linux: Option<&Linux>) -> Result<(), StepError> {
     let Some(linux) = linux else {
         return Ok(());
     };
+    // Sysctls first: readonlyPaths usually makes /proc/sys read-only.
+    if let Some(sysctls) = linux.sysctl() {
+        sysctl::apply(sysctls)?;
+    }
     paths::mask(linux.masked_paths().as_deref().unwrap_or_default())?;
     paths::make_readonly(linux.readonly_paths().as_deref().unwrap_or_default())?;
     if let Some(propagation) = linux.rootfs_propagation() {
         pivot::set_root_propagation(propagation)?;
     }
-    if let Some(sysctls) = linux.sysctl() {
-        sysctl::apply(sysctls)?;
-    }
-    let _ = plan;
     Ok(())
 }
 
@@ -166,7 +166,9 @@ fn set_identity(plan: &ContainerPlan) -> Result<(), StepError> {
 
 /// After `start`: startContainer hooks, the user switch, no_new_privs, the exec.
 fn start_program(plan: &ContainerPlan, ready: Ready) -> Result<Infallible, StepError> {
-    wait_for_start(&ready.fifo)?;
+    // The fifo's write end stays open (close-on-exec) until the exec: `start` waits for
+    // it to close so poststart hooks run only once the program runs.
+    let _until_exec = wait_for_start(&ready.fifo)?;
     drop(ready.fifo);
     let process = &plan.process.process;
     let start_hooks = plan
@@ -176,8 +178,12 @@ fn start_program(plan: &ContainerPlan, ready: Ready) -> Result<Infallible, StepE
         .as_ref()
         .and_then(|h| h.start_container().clone())
         .unwrap_or_default();
-    hooks::run_all("startContainer", &start_hooks, ready.state.as_bytes())
-        .map_err(StepError::Message)?;
+    hooks::run_all(
+        "startContainer",
+        &start_hooks,
+        &state_with_status(&ready.state, "created"),
+    )
+    .map_err(StepError::Message)?;
     process::switch_user(process)?;
     if process.no_new_privileges().unwrap_or(false) {
         nix::sys::prctl::set_no_new_privs().map_err(StepError::sys("setting noNewPrivileges"))?;
@@ -193,7 +199,7 @@ fn start_program(plan: &ContainerPlan, ready: Ready) -> Result<Infallible, StepE
 }
 
 /// Blocks until `start` opens the fifo's read end.
-fn wait_for_start(fifo: &OwnedFd) -> Result<(), StepError> {
+fn wait_for_start(fifo: &OwnedFd) -> Result<OwnedFd, StepError> {
     let path = fd_path(fifo.as_fd());
     let writer = nix::fcntl::open(
         Path::new(&path),
@@ -204,5 +210,12 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<(), StepError> {
         "opening the exec fifo (is /proc mounted in the container?)",
     ))?;
     nix::unistd::write(&writer, b"0").map_err(StepError::sys("writing the exec fifo"))?;
-    Ok(())
+    Ok(writer)
+}
+
+/// The state JSON the parent sent, with `status` changed for a later hook.
+fn state_with_status(state: &str, status: &str) -> Vec<u8> {
+    let mut value: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
+    value["status"] = serde_json::Value::String(status.to_string());
+    serde_json::to_vec(&value).unwrap_or_else(|_| state.as_bytes().to_vec())
 }
