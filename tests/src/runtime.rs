@@ -22,7 +22,6 @@ pub struct Runtime {
     binary: PathBuf,
     base: TempDir,
     timeout: Duration,
-    next_id: AtomicU64,
 }
 
 impl Runtime {
@@ -40,7 +39,6 @@ impl Runtime {
             binary: binary.into(),
             base,
             timeout: default_timeout(),
-            next_id: AtomicU64::new(0),
         }
     }
 
@@ -60,10 +58,13 @@ impl Runtime {
 
     /// A fresh container id, unique within this runtime's root.
     pub fn unique_id(&self) -> String {
+        // Unique across every Runtime of the process: ids name default cgroup paths,
+        // which all containers on the host share.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         format!(
             "bulwark-test-{}-{}",
             std::process::id(),
-            self.next_id.fetch_add(1, Ordering::Relaxed)
+            NEXT.fetch_add(1, Ordering::Relaxed)
         )
     }
 

@@ -146,8 +146,14 @@ fn unsupported_fields_are_refused_not_ignored() {
     );
     refused(
         &rt,
-        &with(|c| c["linux"]["resources"] = json!({"memory": {"limit": 1048576}})),
-        &["linux.resources.memory", "not supported"],
+        &with(|c| c["linux"]["netDevices"] = json!({"eth9": {"name": "eth0"}})),
+        &["linux.netDevices", "not supported"],
+    );
+    // A limit this host's cgroups cannot take names its field.
+    refused(
+        &rt,
+        &with(|c| c["linux"]["resources"] = json!({"cpu": {"period": 10}})),
+        &["linux.resources.cpu.period", "10"],
     );
     refused(
         &rt,

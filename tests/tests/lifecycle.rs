@@ -352,7 +352,8 @@ fn version_and_features() {
     assert_eq!(namespaces.len(), 8);
     // Truthful: what is not implemented is reported as such.
     assert_eq!(features["linux"]["seccomp"]["enabled"], false);
-    assert_eq!(features["linux"]["cgroup"]["v1"], false);
+    assert_eq!(features["linux"]["cgroup"]["v1"], true);
+    assert_eq!(features["linux"]["cgroup"]["systemd"], false);
     let options: Vec<&str> = features["mountOptions"]
         .as_array()
         .unwrap()

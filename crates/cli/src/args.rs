@@ -65,6 +65,55 @@ pub enum Command {
     Ps(PsArgs),
     /// Print the runtime-spec features this runtime supports, as JSON
     Features,
+    /// Freeze every process of a container
+    Pause(IdArg),
+    /// Thaw a paused container
+    Resume(IdArg),
+    /// Change a container's resource limits
+    Update(UpdateArgs),
+    /// Print a container's resource statistics and OOM events as JSON lines
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// A JSON file with linux.resources, or - for stdin
+    #[arg(long, short = 'r')]
+    pub resources: Option<PathBuf>,
+    /// Memory limit in bytes (k, m, g suffixes)
+    #[arg(long, short = 'm')]
+    pub memory: Option<String>,
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit; -1 for none
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    #[arg(long = "cpu-share")]
+    pub cpu_share: Option<u64>,
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Print statistics once and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// How often to print statistics in stream mode
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    pub id: String,
 }
 
 #[derive(Debug, Args)]

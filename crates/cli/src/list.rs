@@ -43,12 +43,7 @@ pub fn list(root: &StateRoot, a: &ListArgs) -> CmdResult {
 }
 
 pub fn ps(root: &StateRoot, a: &PsArgs) -> CmdResult {
-    let state = runtime::state_of(root, &a.id).map_err(|e| e.to_string())?;
-    let pids = if state.pid > 0 {
-        runtime::container_pids(state.pid)
-    } else {
-        Vec::new()
-    };
+    let pids = runtime::processes(root, &a.id).map_err(|e| e.to_string())?;
     match a.format {
         ListFormat::Json => println!(
             "{}",

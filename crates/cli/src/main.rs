@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod cgroup_cmds;
 mod default_spec;
 mod exec_cmd;
 mod features;
@@ -93,6 +94,10 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
         Command::Exec(a) => exec_cmd::exec(&root, &a),
         Command::List(a) => list::list(&root, &a),
         Command::Ps(a) => list::ps(&root, &a),
+        Command::Pause(a) => cgroup_cmds::pause(&root, &a.id),
+        Command::Resume(a) => cgroup_cmds::resume(&root, &a.id),
+        Command::Update(a) => cgroup_cmds::update(&root, &a),
+        Command::Events(a) => cgroup_cmds::events(&root, &a),
     }
 }
 

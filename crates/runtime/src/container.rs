@@ -168,6 +168,10 @@ fn status_of(dir: &Path, state: &SavedState) -> Status {
         Some((start, false)) if start == state.pid_start => {
             if dir.join(FIFO).exists() {
                 Status::Created
+            } else if crate::cgroups::existing(dir, Some(&state.cgroup_paths))
+                .is_some_and(|m| m.is_frozen().unwrap_or(false))
+            {
+                Status::Paused
             } else {
                 Status::Running
             }

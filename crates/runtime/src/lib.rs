@@ -2,19 +2,24 @@
 //! plus exec, over a state directory with one lock per container.
 #![forbid(unsafe_code)]
 
+mod cgroups;
 mod container;
 mod error;
 mod hooks;
 mod id;
 mod lifecycle;
 mod procs;
+mod resources;
 mod state;
 
+pub use bulwark_cgroups::{Limit, Stats};
 pub use container::{Container, StateRoot};
 pub use error::RuntimeError;
 pub use id::validate_id;
 pub use lifecycle::{
-    create, delete, exec, kill, parse_signal, start, state_of, CreateOptions, ExecOptions,
+    create, delete, exec, kill, parse_signal, processes, start, state_of, CreateOptions,
+    ExecOptions,
 };
 pub use procs::container_pids;
+pub use resources::{pause, resume, stats, update};
 pub use state::{OciState, Status};

@@ -106,12 +106,49 @@ fn launch(
             .map(|u| u.name)
             .unwrap_or_default(),
         config: bundle.spec.clone(),
+        cgroup_paths: Vec::new(),
+    };
+    let cgroups = crate::cgroups::create(&container.dir, &container.id, &bundle.spec)?;
+    saved.cgroup_paths = cgroups.paths();
+    let result = spawn(
+        container,
+        bundle,
+        namespaces,
+        process,
+        console,
+        options,
+        cgroups.as_ref(),
+        saved,
+    );
+    if result.is_err() {
+        let _ = crate::cgroups::destroy(cgroups.as_ref());
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn(
+    container: &Container,
+    bundle: bulwark_spec::Bundle,
+    namespaces: NamespacePlan,
+    process: Process,
+    console: Option<OwnedFd>,
+    options: &CreateOptions,
+    cgroups: &dyn bulwark_cgroups::CgroupManager,
+    mut saved: SavedState,
+) -> Result<Spawned, RuntimeError> {
+    let placement = match cgroups
+        .clone_into_fd()
+        .map_err(|e| RuntimeError::Invalid(e.to_string()))?
+    {
+        Some(fd) => bulwark_sandbox::Placement::CloneInto(fd),
+        None => bulwark_sandbox::Placement::ByParent,
     };
     let plan = ContainerPlan {
         id: container.id.clone(),
         bundle,
         namespaces,
-        exec_fifo: fifo,
+        exec_fifo: container.fifo(),
         no_pivot: options.no_pivot,
         no_new_keyring: options.no_new_keyring,
         process: ProcessPlan {
@@ -119,13 +156,14 @@ fn launch(
             console,
             preserve_fds: options.preserve_fds,
         },
-        placement: bulwark_sandbox::Placement::None,
+        placement,
     };
     let spec = plan.bundle.spec.clone();
     let template = saved.clone();
     let mut parent_hooks = LaunchHooks {
         spec: &spec,
         template: &template,
+        cgroups,
     };
     let spawned = bulwark_sandbox::spawn_container(&plan, &mut parent_hooks);
     let spawned = match spawned {
@@ -159,11 +197,14 @@ fn launch(
 struct LaunchHooks<'a> {
     spec: &'a bulwark_spec::runtime::Spec,
     template: &'a SavedState,
+    cgroups: &'a dyn bulwark_cgroups::CgroupManager,
 }
 
 impl bulwark_sandbox::ParentHooks for LaunchHooks<'_> {
-    fn place(&mut self, _pid: nix::unistd::Pid) -> Result<(), String> {
-        Ok(())
+    fn place(&mut self, pid: nix::unistd::Pid) -> Result<(), String> {
+        self.cgroups
+            .add_process(pid.as_raw())
+            .map_err(|e| e.to_string())
     }
 
     fn runtime_hooks(&mut self, pid: nix::unistd::Pid) -> Result<String, String> {
@@ -307,7 +348,7 @@ pub fn kill(root: &StateRoot, id: &str, signal: i32, all: bool) -> Result<(), Ru
         });
     }
     let targets = if all {
-        crate::procs::container_pids(saved.pid)
+        container_processes(&container, &saved)
     } else {
         vec![saved.pid]
     };
@@ -347,15 +388,23 @@ fn signal_pid(pid: i32, expected_start: Option<u64>, signal: i32) -> Result<(), 
 pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<String>, RuntimeError> {
     let container = root.open(id)?;
     let Some(saved) = container.load()? else {
-        // Creation was cut short (e.g. the runtime was killed): nothing runs, clean up.
+        // Creation was cut short (e.g. the runtime was killed): kill what it left in
+        // the container's cgroups and clean up.
+        if let Some(cgroups) = crate::cgroups::existing(&container.dir, None) {
+            let _ = cgroups.freeze(false);
+            for pid in cgroups.pids().unwrap_or_default() {
+                signal_pid(pid, None, libc::SIGKILL)?;
+            }
+            crate::cgroups::destroy(cgroups.as_ref())?;
+        }
         container.remove()?;
         return Ok(Vec::new());
     };
     let status = container.status(&saved);
     match status {
         Status::Stopped => {}
-        Status::Created => kill_and_wait(&saved)?,
-        _ if force => kill_and_wait(&saved)?,
+        Status::Created => kill_and_wait(&container, &saved)?,
+        _ if force => kill_and_wait(&container, &saved)?,
         _ => {
             return Err(RuntimeError::WrongStatus {
                 id: id.into(),
@@ -365,13 +414,40 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<String>, Ru
             })
         }
     }
+    if let Some(cgroups) = crate::cgroups::existing(&container.dir, Some(&saved.cgroup_paths)) {
+        crate::cgroups::destroy(cgroups.as_ref())?;
+    }
     let warnings = hooks::run_warning(&saved.config, "poststop", &saved.oci(Status::Stopped));
     container.remove()?;
     Ok(warnings)
 }
 
-fn kill_and_wait(saved: &SavedState) -> Result<(), RuntimeError> {
-    for pid in crate::procs::container_pids(saved.pid) {
+/// The pids of every process of a container, as `ps` lists them.
+pub fn processes(root: &StateRoot, id: &str) -> Result<Vec<i32>, RuntimeError> {
+    let container = root.open(id)?;
+    let saved = container.require()?;
+    if container.status(&saved) == Status::Stopped {
+        return Ok(Vec::new());
+    }
+    let mut pids = container_processes(&container, &saved);
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// Every process of the container: from its cgroups, or else from its pid namespace.
+pub fn container_processes(container: &Container, saved: &SavedState) -> Vec<i32> {
+    crate::cgroups::existing(&container.dir, Some(&saved.cgroup_paths))
+        .and_then(|m| m.pids().ok())
+        .filter(|pids| !pids.is_empty())
+        .unwrap_or_else(|| crate::procs::container_pids(saved.pid))
+}
+
+fn kill_and_wait(container: &Container, saved: &SavedState) -> Result<(), RuntimeError> {
+    // A frozen cgroup would keep its processes from handling SIGKILL.
+    if let Some(cgroups) = crate::cgroups::existing(&container.dir, Some(&saved.cgroup_paths)) {
+        let _ = cgroups.freeze(false);
+    }
+    for pid in container_processes(container, saved) {
         signal_pid(
             pid,
             (pid == saved.pid).then_some(saved.pid_start),
@@ -432,7 +508,9 @@ pub fn exec(root: &StateRoot, id: &str, mut options: ExecOptions) -> Result<Spaw
         options.console.take(),
     )?;
     let namespaces = NamespacePlan::from_spec(&saved.config)?;
+    let cgroups = crate::cgroups::existing(&container.dir, Some(&saved.cgroup_paths));
     let plan = ExecPlan {
+        placed_by_parent: cgroups.is_some(),
         container_pid: nix::unistd::Pid::from_raw(saved.pid),
         namespaces: namespace_kinds(&namespaces),
         process: ProcessPlan {
@@ -442,7 +520,10 @@ pub fn exec(root: &StateRoot, id: &str, mut options: ExecOptions) -> Result<Spaw
         },
         no_new_keyring: false,
     };
-    let spawned = bulwark_sandbox::exec::spawn_exec(&plan)?;
+    let spawned = bulwark_sandbox::exec::spawn_exec(&plan, &mut |pid| match &cgroups {
+        Some(cgroups) => cgroups.add_process(pid.as_raw()).map_err(|e| e.to_string()),
+        None => Ok(()),
+    })?;
     if let Some(path) = &options.pid_file {
         write_pid_file(path, spawned.pid.as_raw())?;
     }

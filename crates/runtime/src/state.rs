@@ -44,6 +44,9 @@ pub struct SavedState {
     pub owner: String,
     /// The configuration the container was created with (poststop hooks, namespaces).
     pub config: Spec,
+    /// The container's cgroup directories.
+    #[serde(default)]
+    pub cgroup_paths: Vec<PathBuf>,
 }
 
 /// The state the OCI runtime spec defines, as `state` prints and hooks read it.

@@ -16,7 +16,10 @@ use crate::{console, process, LaunchError, StepError};
 
 /// Starts the exec'd process and returns once its program is running (the stage socket,
 /// close-on-exec, closes on a successful exec).
-pub fn spawn_exec(plan: &ExecPlan) -> Result<Spawned, LaunchError> {
+pub fn spawn_exec(
+    plan: &ExecPlan,
+    place: &mut dyn FnMut(nix::unistd::Pid) -> Result<(), String>,
+) -> Result<Spawned, LaunchError> {
     let (ours, theirs) = channel_pair()?;
     nix::sys::prctl::set_child_subreaper(true).map_err(StepError::sys("PR_SET_CHILD_SUBREAPER"))?;
     let (stage_pid, _stage_fd) = fork_stage(|| {
@@ -34,7 +37,7 @@ pub fn spawn_exec(plan: &ExecPlan) -> Result<Spawned, LaunchError> {
         }
     })?;
     drop(theirs);
-    let result = wait_for_exec(&ours);
+    let result = wait_for_exec(&ours, plan.placed_by_parent, place);
     let _ = waitpid(stage_pid, None);
     let pid = result?;
     let pidfd =
@@ -42,12 +45,27 @@ pub fn spawn_exec(plan: &ExecPlan) -> Result<Spawned, LaunchError> {
     Ok(Spawned { pid, pidfd })
 }
 
-fn wait_for_exec(channel: &Channel) -> Result<nix::unistd::Pid, LaunchError> {
+fn wait_for_exec(
+    channel: &Channel,
+    placed_by_parent: bool,
+    place: &mut dyn FnMut(nix::unistd::Pid) -> Result<(), String>,
+) -> Result<nix::unistd::Pid, LaunchError> {
     let mut pid = None;
     let mut ready = false;
     loop {
         match channel.recv::<ToParent>()? {
-            Some(ToParent::InitPid(raw)) => pid = Some(nix::unistd::Pid::from_raw(raw)),
+            Some(ToParent::InitPid(raw)) => {
+                let child = nix::unistd::Pid::from_raw(raw);
+                pid = Some(child);
+                if placed_by_parent {
+                    if let Err(e) = place(child) {
+                        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                        let _ = waitpid(child, None);
+                        return Err(LaunchError::Cgroup(e));
+                    }
+                    channel.send(&crate::message::ToChild::Placed)?;
+                }
+            }
             Some(ToParent::Ready) => ready = true,
             Some(ToParent::Failed(reason)) => {
                 if let Some(pid) = pid {
@@ -92,6 +110,9 @@ fn join_and_fork(plan: &ExecPlan, channel: &Channel) -> Result<(), StepError> {
 }
 
 fn run_process(plan: &ExecPlan, channel: &Channel) -> Result<std::convert::Infallible, StepError> {
+    if plan.placed_by_parent {
+        channel.await_placement()?;
+    }
     let process = &plan.process.process;
     if !plan.no_new_keyring {
         let _ = bulwark_sys::tune::join_new_session_keyring();

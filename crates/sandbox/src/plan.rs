@@ -88,6 +88,8 @@ impl ContainerPlan {
 /// A new process in a running container.
 #[derive(Debug)]
 pub struct ExecPlan {
+    /// The parent adds the process to the container's cgroups before it execs.
+    pub placed_by_parent: bool,
     /// The container's init process, whose namespaces are joined.
     pub container_pid: Pid,
     /// The namespace kinds the container has (its config's `linux.namespaces`).

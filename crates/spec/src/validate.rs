@@ -311,35 +311,8 @@ fn check_linux(linux: &Linux, plan: &NamespacePlan) -> Result<(), SpecError> {
             }
         }
     }
-    if let Some(resources) = linux.resources() {
-        let unsupported = [
-            ("memory", resources.memory().is_some()),
-            ("cpu", resources.cpu().is_some()),
-            ("pids", resources.pids().is_some()),
-            ("blockIO", resources.block_io().is_some()),
-            ("hugepageLimits", resources.hugepage_limits().is_some()),
-            ("network", resources.network().is_some()),
-            ("rdma", resources.rdma().is_some()),
-            ("unified", resources.unified().is_some()),
-        ];
-        if let Some((name, _)) = unsupported.iter().find(|(_, set)| *set) {
-            return Err(SpecError::unsupported(
-                format!("linux.resources.{name}"),
-                "cgroup resource limits are not supported yet",
-            ));
-        }
-        if resources
-            .devices()
-            .iter()
-            .flatten()
-            .any(|rule| rule.allow())
-        {
-            return Err(SpecError::unsupported(
-                "linux.resources.devices",
-                "device cgroup allow rules need cgroup support, which is not there yet (deny rules are kept by not creating the devices)",
-            ));
-        }
-    }
+    // linux.resources is checked where it is applied: what the host's cgroups can take
+    // depends on the host (bulwark-cgroups names the field when a value cannot be applied).
     let unsupported = [
         (
             "linux.seccomp",

@@ -1,0 +1,186 @@
+//! `pause`, `resume`, `update` and `events`: commands on a container's cgroups.
+use std::io::Read;
+use std::time::Duration;
+
+use bulwark_runtime::{self as runtime, StateRoot, Stats};
+use bulwark_spec::runtime::LinuxResources;
+use serde_json::{json, Map, Value};
+
+use crate::args::{EventsArgs, UpdateArgs};
+use crate::CmdResult;
+
+pub fn pause(root: &StateRoot, id: &str) -> CmdResult {
+    runtime::pause(root, id)
+        .map(|()| 0)
+        .map_err(|e| e.to_string())
+}
+
+pub fn resume(root: &StateRoot, id: &str) -> CmdResult {
+    runtime::resume(root, id)
+        .map(|()| 0)
+        .map_err(|e| e.to_string())
+}
+
+/// A size such as `512`, `64k`, `100m`, `1g` in bytes; `-1` means no limit.
+fn parse_size(flag: &str, text: &str) -> Result<i64, String> {
+    let bad = || {
+        format!("{flag} {text:?} is not valid (expected bytes, optionally with k, m or g, or -1)")
+    };
+    if text == "-1" {
+        return Ok(-1);
+    }
+    let lower = text.to_ascii_lowercase();
+    let trimmed = lower.trim_end_matches('b');
+    let (digits, unit) = match trimmed.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&trimmed[..i], c),
+        _ => (trimmed, ' '),
+    };
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let factor = match unit {
+        ' ' => 1,
+        'k' => 1 << 10,
+        'm' => 1 << 20,
+        'g' => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(factor).ok_or_else(bad)
+}
+
+/// The resources to apply: `--resources FILE|-` as the base, flags on top.
+fn resources(a: &UpdateArgs) -> Result<LinuxResources, String> {
+    let mut value = match &a.resources {
+        Some(path) => {
+            let mut text = String::new();
+            if path.as_os_str() == "-" {
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|e| format!("reading --resources from stdin: {e}"))?;
+            } else {
+                text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read --resources {}: {e}", path.display()))?;
+            }
+            serde_json::from_str::<Value>(&text).map_err(|e| format!("--resources: {e}"))?
+        }
+        None => json!({}),
+    };
+    let section = |value: &mut Value, name: &str| -> Map<String, Value> {
+        value
+            .get(name)
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default()
+    };
+    let mut memory = section(&mut value, "memory");
+    for (flag, key, text) in [
+        ("--memory", "limit", &a.memory),
+        ("--memory-reservation", "reservation", &a.memory_reservation),
+        ("--memory-swap", "swap", &a.memory_swap),
+    ] {
+        if let Some(text) = text {
+            memory.insert(key.into(), json!(parse_size(flag, text)?));
+        }
+    }
+    let mut cpu = section(&mut value, "cpu");
+    if let Some(v) = a.cpu_share {
+        cpu.insert("shares".into(), json!(v));
+    }
+    if let Some(v) = a.cpu_quota {
+        cpu.insert("quota".into(), json!(v));
+    }
+    if let Some(v) = a.cpu_period {
+        cpu.insert("period".into(), json!(v));
+    }
+    if let Some(v) = &a.cpuset_cpus {
+        cpu.insert("cpus".into(), json!(v));
+    }
+    if let Some(v) = &a.cpuset_mems {
+        cpu.insert("mems".into(), json!(v));
+    }
+    for (name, section) in [("memory", memory), ("cpu", cpu)] {
+        if !section.is_empty() {
+            value[name] = Value::Object(section);
+        }
+    }
+    if let Some(limit) = a.pids_limit {
+        value["pids"] = json!({"limit": limit});
+    }
+    if let Some(weight) = a.blkio_weight {
+        value["blockIO"] = json!({"weight": weight});
+    }
+    serde_json::from_value(value).map_err(|e| format!("--resources: {e}"))
+}
+
+pub fn update(root: &StateRoot, a: &UpdateArgs) -> CmdResult {
+    let resources = resources(a)?;
+    runtime::update(root, &a.id, &resources)
+        .map(|()| 0)
+        .map_err(|e| e.to_string())
+}
+
+/// Statistics in the shape of runc's `events --stats`, which engines read.
+fn stats_event(id: &str, stats: &Stats) -> Value {
+    let limit = |l: &Option<bulwark_runtime::Limit>| match l {
+        Some(bulwark_runtime::Limit::Value(n)) => json!(n),
+        _ => json!(u64::MAX),
+    };
+    json!({
+        "type": "stats",
+        "id": id,
+        "data": {
+            "cpu": {"usage": {
+                "total": stats.cpu.usage_total_ns.unwrap_or(0),
+                "kernel": stats.cpu.usage_system_ns.unwrap_or(0),
+                "user": stats.cpu.usage_user_ns.unwrap_or(0),
+            }},
+            "memory": {"usage": {
+                "usage": stats.memory.usage.unwrap_or(0),
+                "max": stats.memory.max_usage.unwrap_or(0),
+                "limit": limit(&stats.memory.limit),
+            }},
+            "pids": {"current": stats.pids.current.unwrap_or(0), "limit": limit(&stats.pids.limit)},
+        }
+    })
+}
+
+pub fn events(root: &StateRoot, a: &EventsArgs) -> CmdResult {
+    let stats = runtime::stats(root, &a.id).map_err(|e| e.to_string())?;
+    if a.stats {
+        println!("{}", stats_event(&a.id, &stats));
+        return Ok(0);
+    }
+    let interval = humantime::parse_duration(&a.interval).map_err(|e| {
+        format!(
+            "--interval {:?} is not valid ({e}; expected a duration such as 5s)",
+            a.interval
+        )
+    })?;
+    let mut ooms = stats.memory.oom_kill.unwrap_or(0);
+    loop {
+        let Ok(stats) = runtime::stats(root, &a.id) else {
+            return Ok(0);
+        };
+        let now = stats.memory.oom_kill.unwrap_or(0);
+        if now > ooms {
+            println!("{}", json!({"type": "oom", "id": a.id}));
+            ooms = now;
+        }
+        println!("{}", stats_event(&a.id, &stats));
+        std::thread::sleep(interval.max(Duration::from_millis(100)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("--memory", "512").unwrap(), 512);
+        assert_eq!(parse_size("--memory", "64k").unwrap(), 65536);
+        assert_eq!(parse_size("--memory", "100M").unwrap(), 100 << 20);
+        assert_eq!(parse_size("--memory", "1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("--memory", "-1").unwrap(), -1);
+        assert!(parse_size("--memory", "lots")
+            .unwrap_err()
+            .contains("--memory"));
+    }
+}

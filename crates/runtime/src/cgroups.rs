@@ -1,0 +1,121 @@
+//! The container's cgroups: made before its first process, recorded in the state
+//! directory (so `delete` finds them even after a crash), removed on delete.
+use std::path::{Path, PathBuf};
+
+use bulwark_cgroups::{default_cgroups_path, manager_at, manager_for, CgroupManager, Layout};
+use bulwark_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
+
+use crate::RuntimeError;
+
+/// Where the cgroup directories are recorded before they are made.
+const RECORD: &str = "cgroups.json";
+
+fn cgroup_error(e: bulwark_cgroups::CgroupError) -> RuntimeError {
+    RuntimeError::Invalid(e.to_string())
+}
+
+/// Makes the container's cgroups and applies `linux.resources`. The directories are
+/// written to the state directory first, so an interrupted create is still cleaned up.
+pub fn create(
+    state_dir: &Path,
+    id: &str,
+    spec: &Spec,
+) -> Result<Box<dyn CgroupManager>, RuntimeError> {
+    let layout = Layout::detect().map_err(cgroup_error)?;
+    let linux = spec.linux().as_ref();
+    let path = linux
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| default_cgroups_path(id));
+    let manager = manager_for(&layout, &path).map_err(cgroup_error)?;
+    let record = state_dir.join(RECORD);
+    let paths =
+        serde_json::to_vec(&manager.paths()).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+    std::fs::write(&record, paths).map_err(RuntimeError::io("cannot write", &record))?;
+    manager.create().map_err(cgroup_error)?;
+    // Never share a cgroup with processes that are not ours: limits, kill --all and
+    // delete would reach them.
+    if let Ok(pids) = manager.pids() {
+        if !pids.is_empty() {
+            let _ = std::fs::remove_file(&record);
+            return Err(RuntimeError::Invalid(format!(
+                "config.json: linux.cgroupsPath {path:?} is not valid (expected a cgroup no process is in; it holds {} processes, e.g. another container's)",
+                pids.len()
+            )));
+        }
+    }
+    let resources = with_default_devices(&layout, linux.and_then(|l| l.resources().clone()), spec);
+    if let Err(e) = manager.apply(&resources) {
+        let _ = manager.destroy();
+        return Err(cgroup_error(e));
+    }
+    Ok(manager)
+}
+
+/// On v1, a container gets the device rules runc gives when the config has none: deny
+/// everything but the standard devices and those in `linux.devices`. (v2 needs an eBPF
+/// program, which is not there yet; without rules v2 is left as it is.)
+fn with_default_devices(
+    layout: &Layout,
+    resources: Option<LinuxResources>,
+    spec: &Spec,
+) -> LinuxResources {
+    let mut resources =
+        resources.unwrap_or_else(|| serde_json::from_str("{}").expect("empty resources"));
+    let v1 = !matches!(layout.mode(), bulwark_cgroups::Mode::V2);
+    if !v1 || resources.devices().is_some() {
+        return resources;
+    }
+    let rule = |allow: bool,
+                typ: &str,
+                major: Option<i64>,
+                minor: Option<i64>|
+     -> LinuxDeviceCgroup {
+        serde_json::from_value(serde_json::json!({"allow": allow, "type": typ, "major": major, "minor": minor, "access": "rwm"}))
+            .expect("a valid device rule")
+    };
+    let mut rules = vec![rule(false, "a", None, None)];
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+    ] {
+        rules.push(rule(true, "c", Some(major), Some(minor)));
+    }
+    rules.push(rule(true, "c", Some(136), None));
+    for device in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let typ = match device.typ() {
+            LinuxDeviceType::B => "b",
+            _ => "c",
+        };
+        rules.push(rule(true, typ, Some(device.major()), Some(device.minor())));
+    }
+    resources.set_devices(Some(rules));
+    resources
+}
+
+/// The manager for a container's recorded cgroups, if it has any.
+pub fn existing(state_dir: &Path, saved: Option<&[PathBuf]>) -> Option<Box<dyn CgroupManager>> {
+    let paths: Vec<PathBuf> = match saved {
+        Some(paths) if !paths.is_empty() => paths.to_vec(),
+        _ => serde_json::from_slice(&std::fs::read(state_dir.join(RECORD)).ok()?).ok()?,
+    };
+    let layout = Layout::detect().ok()?;
+    manager_at(&layout, &paths)
+}
+
+/// Removes a container's cgroups (its processes must be gone).
+pub fn destroy(manager: &dyn CgroupManager) -> Result<(), RuntimeError> {
+    manager.destroy().map_err(cgroup_error)
+}
