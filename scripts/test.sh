@@ -1,9 +1,37 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests and the integration tests that run real containers
-# (as root, on this kernel).
+# (as root, on this kernel), then the cgroup and container suites again in a pure
+# cgroup v2 guest (tests/v2-guest), since this host's cgroup layout is never changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test: run as root: the integration tests create real containers" >&2; exit 1; }
 cargo build -q -p bulwark-cli
 export BULWARK_RUNTIME="$PWD/target/debug/bulwark-runtime"
 cargo test --workspace --no-fail-fast "$@"
+
+if [ "${BULWARK_SKIP_V2:-0}" = 1 ]; then
+  echo "test: BULWARK_SKIP_V2=1: the cgroup v2 guest suite was skipped"
+  exit 0
+fi
+# The test binaries built above, run unchanged inside the guest (one boot for all).
+runner="$PWD/target/v2-suite.sh"
+{
+  echo '#!/bin/sh'
+  echo "export BULWARK_RUNTIME='$BULWARK_RUNTIME'"
+  echo 'status=0'
+  cargo test --no-run --message-format=json -p bulwark-cgroups -p bulwark-tests 2>/dev/null \
+    | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])' \
+    | while read -r binary; do
+        echo "echo \"== v2 guest: $(basename "$binary")\""
+        echo "'$binary' --test-threads=2 || status=1"
+      done
+  echo 'exit $status'
+} > "$runner"
+chmod +x "$runner"
+echo "== cgroup v2 guest (tests/v2-guest/run.sh)"
+tests/v2-guest/run.sh --timeout 1800 -- "$runner"
