@@ -23,6 +23,7 @@ import json, sys
 path = sys.argv[1]
 config = json.load(open(path))
 config["process"]["terminal"] = False
+config["linux"]["resources"] = {"pids": {"limit": 64}, "memory": {"limit": 128 * 1024 * 1024}}
 config["process"]["args"] = ["sh", "-c", """
 echo "hostname:     $(hostname)"
 echo "user:         $(id)"
@@ -31,6 +32,8 @@ echo "network:      $(ls /sys/class/net | tr '\\n' ' ')(loopback only: no networ
 echo "capabilities: $(grep CapEff /proc/self/status | cut -f2)"
 echo "no_new_privs: $(grep NoNewPrivs /proc/self/status | cut -f2)"
 echo "root fs:      $(touch /probe 2>&1 || true)"
+echo "cgroup:       $(cut -d: -f3 /proc/self/cgroup | sort -u | tr '\\n' ' ')(own cgroup namespace)"
+echo "pids limit:   $(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)"
 echo "masked:       /proc/keys reads as $(wc -c < /proc/keys) bytes (/dev/null is mounted over it)"
 """]
 json.dump(config, open(path, "w"), indent=2)
