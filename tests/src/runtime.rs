@@ -120,6 +120,21 @@ impl Runtime {
             .unwrap_or_else(|e| panic!("the report is not JSON ({e}): {output}"))
     }
 
+    /// `run --detach` of `bundle` under a fresh id, which it returns; panics on failure.
+    #[track_caller]
+    pub fn run_detached(&self, bundle: &Bundle) -> String {
+        let id = self.unique_id();
+        self.cmd([
+            OsStr::new("run"),
+            OsStr::new("--detach"),
+            OsStr::new("--bundle"),
+            bundle.path().as_os_str(),
+            OsStr::new(&id),
+        ])
+        .assert_success();
+        id
+    }
+
     /// `state <id>`, parsed, panicking if the command fails.
     #[track_caller]
     pub fn state(&self, id: &str) -> Value {

@@ -79,15 +79,7 @@ fn options_may_follow_the_container_id() {
 fn delete_force_kills_a_running_container() {
     let rt = Runtime::new();
     let bundle = sleeper();
-    let id = rt.unique_id();
-    rt.cmd([
-        "run",
-        "--detach",
-        "--bundle",
-        bundle.path().to_str().unwrap(),
-        &id,
-    ])
-    .assert_success();
+    let id = rt.run_detached(&bundle);
     assert_eq!(rt.state(&id)["status"], "running");
     rt.cmd(["delete", "--force", &id]).assert_success();
     rt.assert_clean(&bundle);
@@ -170,15 +162,7 @@ fn foreground_run_forwards_signals() {
 fn exec_runs_in_the_containers_namespaces_with_its_settings() {
     let rt = Runtime::new();
     let bundle = sleeper();
-    let id = rt.unique_id();
-    rt.cmd([
-        "run",
-        "-d",
-        "--bundle",
-        bundle.path().to_str().unwrap(),
-        &id,
-    ])
-    .assert_success();
+    let id = rt.run_detached(&bundle);
     let init = pid_of(&rt, &id);
     let out = rt.cmd([
         "exec",
@@ -245,15 +229,7 @@ fn exec_runs_in_the_containers_namespaces_with_its_settings() {
 fn exec_reports_missing_and_non_executable_programs() {
     let rt = Runtime::new();
     let bundle = sleeper();
-    let id = rt.unique_id();
-    rt.cmd([
-        "run",
-        "-d",
-        "--bundle",
-        bundle.path().to_str().unwrap(),
-        &id,
-    ])
-    .assert_success();
+    let id = rt.run_detached(&bundle);
     let missing = rt.cmd(["exec", &id, "no-such-program"]);
     missing.assert_failure();
     assert!(
@@ -289,15 +265,7 @@ fn list_formats() {
 fn kill_takes_names_and_numbers() {
     let rt = Runtime::new();
     let bundle = Bundle::with(|c| c["process"]["args"] = json!([CHECKER, "wait-signal"]));
-    let id = rt.unique_id();
-    rt.cmd([
-        "run",
-        "-d",
-        "--bundle",
-        bundle.path().to_str().unwrap(),
-        &id,
-    ])
-    .assert_success();
+    let id = rt.run_detached(&bundle);
     let pid = pid_of(&rt, &id);
     wait_until(Duration::from_secs(5), "the handler", || {
         catches_signal(pid, libc::SIGUSR2)
@@ -314,15 +282,7 @@ fn kill_takes_names_and_numbers() {
 fn concurrent_commands_on_one_container_are_serialised() {
     let rt = Runtime::new();
     let bundle = sleeper();
-    let id = rt.unique_id();
-    rt.cmd([
-        "run",
-        "-d",
-        "--bundle",
-        bundle.path().to_str().unwrap(),
-        &id,
-    ])
-    .assert_success();
+    let id = rt.run_detached(&bundle);
     let deletes: Vec<_> = (0..4)
         .map(|_| {
             rt.command(["delete", "--force", &id])

@@ -70,7 +70,13 @@ pub fn create(
         options.console.take(),
     )?;
     let container = root.create(&options.id)?;
-    match launch(&container, bundle, namespaces, process, console, &options) {
+    let request = Request {
+        bundle,
+        namespaces,
+        process,
+        console,
+    };
+    match launch(&container, request, &options) {
         Ok(spawned) => Ok((container, spawned)),
         Err(e) => {
             let _ = container.remove();
@@ -79,14 +85,20 @@ pub fn create(
     }
 }
 
-fn launch(
-    container: &Container,
+/// What `create` checked, on its way to the sandbox.
+struct Request {
     bundle: bulwark_spec::Bundle,
     namespaces: NamespacePlan,
     process: Process,
     console: Option<OwnedFd>,
+}
+
+fn launch(
+    container: &Container,
+    request: Request,
     options: &CreateOptions,
 ) -> Result<Spawned, RuntimeError> {
+    let bundle = &request.bundle;
     let fifo = container.fifo();
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
         .map_err(RuntimeError::sys("creating the exec fifo"))?;
@@ -110,33 +122,26 @@ fn launch(
     };
     let cgroups = crate::cgroups::create(&container.dir, &container.id, &bundle.spec)?;
     saved.cgroup_paths = cgroups.paths();
-    let result = spawn(
-        container,
-        bundle,
-        namespaces,
-        process,
-        console,
-        options,
-        cgroups.as_ref(),
-        saved,
-    );
+    let result = spawn(container, request, options, cgroups.as_ref(), saved);
     if result.is_err() {
         let _ = crate::cgroups::destroy(cgroups.as_ref());
     }
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 fn spawn(
     container: &Container,
-    bundle: bulwark_spec::Bundle,
-    namespaces: NamespacePlan,
-    process: Process,
-    console: Option<OwnedFd>,
+    request: Request,
     options: &CreateOptions,
     cgroups: &dyn bulwark_cgroups::CgroupManager,
     mut saved: SavedState,
 ) -> Result<Spawned, RuntimeError> {
+    let Request {
+        bundle,
+        namespaces,
+        process,
+        console,
+    } = request;
     let placement = match cgroups
         .clone_into_fd()
         .map_err(|e| RuntimeError::Invalid(e.to_string()))?
