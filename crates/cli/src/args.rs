@@ -81,16 +81,33 @@ pub struct UpdateArgs {
     #[arg(long, short = 'r')]
     pub resources: Option<PathBuf>,
     /// Memory limit in bytes (k, m, g suffixes)
-    #[arg(long, short = 'm')]
+    #[arg(
+        long,
+        short = 'm',
+        allow_negative_numbers = true,
+        allow_hyphen_values = true
+    )]
     pub memory: Option<String>,
-    #[arg(long = "memory-reservation")]
+    #[arg(
+        long = "memory-reservation",
+        allow_negative_numbers = true,
+        allow_hyphen_values = true
+    )]
     pub memory_reservation: Option<String>,
     /// Memory plus swap limit; -1 for none
-    #[arg(long = "memory-swap")]
+    #[arg(
+        long = "memory-swap",
+        allow_negative_numbers = true,
+        allow_hyphen_values = true
+    )]
     pub memory_swap: Option<String>,
     #[arg(long = "cpu-share")]
     pub cpu_share: Option<u64>,
-    #[arg(long = "cpu-quota")]
+    #[arg(
+        long = "cpu-quota",
+        allow_negative_numbers = true,
+        allow_hyphen_values = true
+    )]
     pub cpu_quota: Option<i64>,
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
@@ -98,7 +115,11 @@ pub struct UpdateArgs {
     pub cpuset_cpus: Option<String>,
     #[arg(long = "cpuset-mems")]
     pub cpuset_mems: Option<String>,
-    #[arg(long = "pids-limit")]
+    #[arg(
+        long = "pids-limit",
+        allow_negative_numbers = true,
+        allow_hyphen_values = true
+    )]
     pub pids_limit: Option<i64>,
     #[arg(long = "blkio-weight")]
     pub blkio_weight: Option<u16>,

@@ -155,6 +155,10 @@ pub fn events(root: &StateRoot, a: &EventsArgs) -> CmdResult {
     })?;
     let mut ooms = stats.memory.oom_kill.unwrap_or(0);
     loop {
+        // Read the status first: the statistics that follow are then at least as new, so
+        // an OOM kill that stopped the container is still reported before the end.
+        let stopped =
+            runtime::state_of(root, &a.id).map_or(true, |s| s.status == runtime::Status::Stopped);
         let Ok(stats) = runtime::stats(root, &a.id) else {
             return Ok(0);
         };
@@ -164,6 +168,9 @@ pub fn events(root: &StateRoot, a: &EventsArgs) -> CmdResult {
             ooms = now;
         }
         println!("{}", stats_event(&a.id, &stats));
+        if stopped {
+            return Ok(0);
+        }
         std::thread::sleep(interval.max(Duration::from_millis(100)));
     }
 }

@@ -52,9 +52,10 @@ pub fn create(
     Ok(manager)
 }
 
-/// On v1, a container gets the device rules runc gives when the config has none: deny
-/// everything but the standard devices and those in `linux.devices`. (v2 needs an eBPF
-/// program, which is not there yet; without rules v2 is left as it is.)
+/// Device rules as runc gives them: the config's own rules (deny everything first when it
+/// has none), then allow rules for the standard devices and each of `linux.devices`, which
+/// the init must be able to create and the container to use. (v2 enforces them with an
+/// eBPF program, which is not there yet: on v2 rules are left as they are for now.)
 fn with_default_devices(
     layout: &Layout,
     resources: Option<LinuxResources>,
@@ -62,8 +63,7 @@ fn with_default_devices(
 ) -> LinuxResources {
     let mut resources =
         resources.unwrap_or_else(|| serde_json::from_str("{}").expect("empty resources"));
-    let v1 = !matches!(layout.mode(), bulwark_cgroups::Mode::V2);
-    if !v1 || resources.devices().is_some() {
+    if matches!(layout.mode(), bulwark_cgroups::Mode::V2) {
         return resources;
     }
     let rule = |allow: bool,
@@ -74,7 +74,10 @@ fn with_default_devices(
         serde_json::from_value(serde_json::json!({"allow": allow, "type": typ, "major": major, "minor": minor, "access": "rwm"}))
             .expect("a valid device rule")
     };
-    let mut rules = vec![rule(false, "a", None, None)];
+    let mut rules = resources
+        .devices()
+        .clone()
+        .unwrap_or_else(|| vec![rule(false, "a", None, None)]);
     for (major, minor) in [
         (1, 3),
         (1, 5),

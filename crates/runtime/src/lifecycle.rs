@@ -357,6 +357,7 @@ pub fn kill(root: &StateRoot, id: &str, signal: i32, all: bool) -> Result<(), Ru
     } else {
         vec![saved.pid]
     };
+    let paused = status == Status::Paused;
     for pid in targets {
         signal_pid(
             pid,
@@ -367,6 +368,14 @@ pub fn kill(root: &StateRoot, id: &str, signal: i32, all: bool) -> Result<(), Ru
             },
             signal,
         )?;
+    }
+    // A frozen process cannot act on SIGKILL: thaw it so it dies, as runc does.
+    if paused && signal == libc::SIGKILL {
+        if let Some(cgroups) = crate::cgroups::existing(&container.dir, Some(&saved.cgroup_paths)) {
+            cgroups
+                .freeze(false)
+                .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        }
     }
     Ok(())
 }

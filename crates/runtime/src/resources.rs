@@ -66,7 +66,13 @@ pub fn stats(root: &StateRoot, id: &str) -> Result<Stats, RuntimeError> {
         root,
         id,
         "read statistics of",
-        &[Status::Created, Status::Running, Status::Paused],
+        // A stopped container keeps its cgroups (and their OOM counts) until deleted.
+        &[
+            Status::Created,
+            Status::Running,
+            Status::Paused,
+            Status::Stopped,
+        ],
     )?
     .stats()
     .map_err(cgroup_error)

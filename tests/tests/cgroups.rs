@@ -1,0 +1,744 @@
+//! cgroups enforced, not just written: a memory limit OOM-kills an allocating process
+//! (and `events` reports it), a pids limit stops a fork bomb, a cpu quota bounds the cpu
+//! time used, device rules block a denied device, `update` changes a running container's
+//! limits, `pause` really freezes and `resume` continues; `linux.cgroupsPath` placement,
+//! cleanup after a crash, `ps`/`kill --all` from the cgroup and the `events --stats` shape.
+//!
+//! Written for the v1 or hybrid layout (`/sys/fs/cgroup/<controller>`). Container ids and
+//! the names in test cgroup paths are unique on the host, so the directories with such a
+//! name in any hierarchy are the container's; each test checks they are gone at the end.
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use bulwark_tests::{
+    assert_clean, processes_mentioning, run_captured, wait_until, Bundle, Output, Runtime, TempDir,
+    CHECKER,
+};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use serde_json::{json, Value};
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+const MIB: u64 = 1 << 20;
+/// Doubles a shell string 27 times (128 MiB at most, so a limit that is not enforced
+/// still leaves the host safe), growing the shell's RSS until a memory limit stops it.
+const ALLOCATE: &str = "x=a; i=0; while [ $i -lt 27 ]; do x=$x$x; i=$((i+1)); done";
+const SLEEP: [&str; 3] = [CHECKER, "sleep", "600"];
+
+fn sh(script: &str) -> Value {
+    json!(["sh", "-c", script])
+}
+
+/// Appends `item` to the array at the JSON `pointer` in the config.
+fn push(config: &mut Value, pointer: &str, item: Value) {
+    let array = config.pointer_mut(pointer).and_then(Value::as_array_mut);
+    array
+        .unwrap_or_else(|| panic!("no array at {pointer}"))
+        .push(item);
+}
+
+/// A bundle running `args` in a writable rootfs (the host reads results from
+/// `rootfs/tmp`), further changed by `edit`.
+fn bundle(args: Value, edit: impl FnOnce(&mut Value)) -> Bundle {
+    Bundle::with(|c| {
+        c["root"]["readonly"] = json!(false);
+        c["process"]["args"] = args;
+        edit(c);
+    })
+}
+
+fn with_resources(args: Value, resources: Value) -> Bundle {
+    bundle(args, |c| c["linux"]["resources"] = resources)
+}
+
+fn at_path(args: Value, cgroups_path: &str) -> Bundle {
+    bundle(args, |c| c["linux"]["cgroupsPath"] = json!(cgroups_path))
+}
+
+fn bundle_arg(bundle: &Bundle) -> &str {
+    bundle.path().to_str().expect("UTF-8 path")
+}
+
+/// `run --detach` under a fresh id, returned once the container is running.
+fn start_detached(rt: &Runtime, bundle: &Bundle) -> String {
+    let id = rt.unique_id();
+    rt.cmd(["run", "--detach", "--bundle", bundle_arg(bundle), &id])
+        .assert_success();
+    assert_eq!(rt.state(&id)["status"], "running");
+    id
+}
+
+/// `run` in the foreground under a fresh id; afterwards nothing of it may be left.
+fn run_once(rt: &Runtime, bundle: &Bundle) -> Output {
+    let id = rt.unique_id();
+    let out = rt.run(bundle, &id);
+    assert_cgroups_gone(&id);
+    // Only this container's state entry: others of the test may still be running.
+    assert_clean(&rt.root().join(&id), bundle.path());
+    out
+}
+
+/// [`run_once`], which must succeed, and the lines it printed.
+fn stdout_lines(rt: &Runtime, bundle: &Bundle) -> Vec<String> {
+    let out = run_once(rt, bundle);
+    out.assert_success();
+    out.stdout.lines().map(str::to_owned).collect()
+}
+
+/// `delete --force`, then nothing of the container may be left.
+#[track_caller]
+fn force_delete(rt: &Runtime, bundle: &Bundle, id: &str) {
+    rt.cmd(["delete", "--force", id]).assert_success();
+    assert_cgroups_gone(id);
+    rt.assert_clean(bundle);
+}
+
+fn init_pid(rt: &Runtime, id: &str) -> i32 {
+    rt.state(id)["pid"].as_i64().expect("a pid") as i32
+}
+
+/// `events --stats`, checked to be exactly one JSON line.
+#[track_caller]
+fn stats(rt: &Runtime, id: &str) -> Value {
+    let out = rt.cmd(["events", "--stats", id]);
+    out.assert_success();
+    let lines: Vec<&str> = out.stdout.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 1, "events --stats is one line: {out}");
+    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// The container's cpu use over about `window`, as a fraction of one cpu.
+fn cpu_fraction(rt: &Runtime, id: &str, window: Duration) -> f64 {
+    let total = || {
+        stats(rt, id)["data"]["cpu"]["usage"]["total"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = total();
+    let start = Instant::now();
+    std::thread::sleep(window);
+    let used = total() - before;
+    used as f64 / start.elapsed().as_nanos() as f64
+}
+
+/// `ps --format json`.
+fn ps(rt: &Runtime, id: &str) -> Vec<i32> {
+    let out = rt.cmd(["ps", "--format", "json", id]);
+    out.assert_success();
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("ps: not JSON ({e}): {out}"))
+}
+
+/// A file in a v1 hierarchy, for an absolute `linux.cgroupsPath`.
+fn v1_file(controller: &str, cgroups_path: &str, file: &str) -> PathBuf {
+    PathBuf::from(format!("{CGROUP_ROOT}/{controller}{cgroups_path}/{file}"))
+}
+
+fn read_number(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The mounted hierarchies: directories (not symlinks such as `cpu -> cpu,cpuacct`)
+/// directly in /sys/fs/cgroup.
+fn hierarchy_count() -> usize {
+    let entries = std::fs::read_dir(CGROUP_ROOT).expect("/sys/fs/cgroup");
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .count()
+}
+
+/// Every cgroup directory named `name`, in any hierarchy and at any depth.
+fn cgroup_dirs_named(name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![PathBuf::from(CGROUP_ROOT)];
+    while let Some(dir) = todo.pop() {
+        // Other tests remove their cgroups while we walk.
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if entry.file_name() == name {
+                    found.push(entry.path());
+                }
+                todo.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+/// A directory for `name` in every hierarchy.
+#[track_caller]
+fn assert_cgroups_exist(name: &str) {
+    let dirs = cgroup_dirs_named(name);
+    assert_eq!(dirs.len(), hierarchy_count(), "cgroups of {name}: {dirs:?}");
+}
+
+#[track_caller]
+fn assert_cgroups_gone(name: &str) {
+    let dirs = cgroup_dirs_named(name);
+    assert!(dirs.is_empty(), "cgroup directories left behind: {dirs:?}");
+}
+
+/// (hierarchy id, path) for each line of a `/proc/PID/cgroup` text.
+fn cgroup_lines(text: &str) -> Vec<(String, String)> {
+    let line = |l: &str| {
+        let mut parts = l.splitn(3, ':');
+        let id = parts.next()?.to_owned();
+        Some((id, parts.nth(1)?.to_owned()))
+    };
+    text.lines().filter_map(line).collect()
+}
+
+fn sigkill(pid: i32) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+}
+
+/// `events --interval 100ms ID` in the background, its stdout in a file.
+struct EventStream {
+    child: Child,
+    out: PathBuf,
+    _dir: TempDir,
+}
+
+impl EventStream {
+    /// Returns once the stream has printed stats, so its oom baseline is taken.
+    fn spawn(rt: &Runtime, id: &str) -> EventStream {
+        let dir = TempDir::new();
+        let out = dir.path().join("events");
+        let file = std::fs::File::create(&out).expect("events output file");
+        let mut command = rt.command(["events", "--interval", "100ms", id]);
+        let child = command.stdout(file).spawn();
+        let stream = EventStream {
+            child: child.expect("spawning events"),
+            out,
+            _dir: dir,
+        };
+        wait_until(Duration::from_secs(10), "events prints stats", || {
+            stream.events().iter().any(|e| e["type"] == "stats")
+        });
+        stream
+    }
+
+    fn events(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let parsed = text.lines().map(serde_json::from_str::<Value>);
+        parsed.filter_map(Result::ok).collect()
+    }
+
+    fn saw_oom(&self, id: &str) -> bool {
+        let oom = |e: &Value| e["type"] == "oom" && e["id"] == id;
+        self.events().iter().any(oom)
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// 32 MiB of memory and no swap beyond it.
+fn memory_32m() -> Value {
+    json!({"memory": {"limit": 32 * MIB, "swap": 32 * MIB}})
+}
+
+/// `create`, an event stream, then `start`.
+fn start_watched(rt: &Runtime, bundle: &Bundle) -> (String, EventStream) {
+    let id = rt.unique_id();
+    rt.cmd(["create", "--bundle", bundle_arg(bundle), &id])
+        .assert_success();
+    let events = EventStream::spawn(rt, &id);
+    rt.cmd(["start", &id]).assert_success();
+    (id, events)
+}
+
+#[test]
+fn memory_limit_oom_kills_an_allocating_process() {
+    let rt = Runtime::new();
+    let bundle = with_resources(sh(ALLOCATE), memory_32m());
+    run_once(&rt, &bundle).assert_code(128 + libc::SIGKILL);
+}
+
+#[test]
+fn events_report_an_oom_kill_in_the_container() {
+    let rt = Runtime::new();
+    let script = format!("sh -c '{ALLOCATE}'; echo $? > /tmp/status; exec {CHECKER} sleep 600");
+    let bundle = with_resources(sh(&script), memory_32m());
+    let (id, events) = start_watched(&rt, &bundle);
+    let status = bundle.rootfs().join("tmp/status");
+    wait_until(Duration::from_secs(30), "the allocation ends", || {
+        read_number(&status).is_some()
+    });
+    assert_eq!(read_number(&status), Some(137), "the allocation's status");
+    wait_until(Duration::from_secs(10), "events reports an oom", || {
+        events.saw_oom(&id)
+    });
+    // Only the allocating child was killed; the container goes on.
+    assert_eq!(rt.state(&id)["status"], "running");
+    let memory = &stats(&rt, &id)["data"]["memory"]["usage"];
+    assert_eq!(memory["limit"], 32 * MIB, "{memory}");
+    let peak = memory["max"].as_u64().unwrap();
+    assert!((16 * MIB..=32 * MIB).contains(&peak), "{memory}");
+    let memsw = "memory.memsw.limit_in_bytes";
+    let memsw = v1_file("memory", &format!("/bulwark/{id}"), memsw);
+    assert_eq!(read_number(&memsw), Some(32 * MIB), "memory plus swap");
+    force_delete(&rt, &bundle, &id);
+}
+
+#[test]
+
+fn events_report_an_oom_kill_of_the_init() {
+    let rt = Runtime::new();
+    let bundle = with_resources(sh(ALLOCATE), memory_32m());
+    let (id, mut events) = start_watched(&rt, &bundle);
+    wait_until(Duration::from_secs(30), "the init is OOM-killed", || {
+        rt.state(&id)["status"] == "stopped"
+    });
+    wait_until(Duration::from_secs(5), "the stream ends", || {
+        events.child.try_wait().is_ok_and(|s| s.is_some())
+    });
+    assert!(events.saw_oom(&id), "no oom event: {:?}", events.events());
+    force_delete(&rt, &bundle, &id);
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb() {
+    let rt = Runtime::new();
+    let bomb = format!(
+        "sh -c 'for i in $(seq 100); do sleep 60 & done' 2>/tmp/err; \
+         echo $? > /tmp/status; exec {CHECKER} sleep 600"
+    );
+    let bundle = with_resources(sh(&bomb), json!({"pids": {"limit": 20}}));
+    let id = start_detached(&rt, &bundle);
+    let status = bundle.rootfs().join("tmp/status");
+    wait_until(Duration::from_secs(20), "the fork bomb ends", || {
+        read_number(&status).is_some()
+    });
+    assert_ne!(read_number(&status), Some(0), "every fork succeeded");
+    let err = std::fs::read_to_string(bundle.rootfs().join("tmp/err")).unwrap();
+    assert!(err.contains("can't fork"), "{err}");
+    let pids = ps(&rt, &id);
+    assert!((10..=20).contains(&pids.len()), "{pids:?}");
+    let counted = &stats(&rt, &id)["data"]["pids"];
+    assert_eq!(counted["limit"], 20, "{counted}");
+    assert!(counted["current"].as_u64().unwrap() <= 20, "{counted}");
+    force_delete(&rt, &bundle, &id);
+}
+
+#[test]
+fn cpu_quota_bounds_the_cpu_time_used() {
+    let rt = Runtime::new();
+    let cpu = json!({"cpu": {"quota": 20000, "period": 100000}});
+    let bundle = with_resources(sh("while :; do :; done"), cpu);
+    let id = start_detached(&rt, &bundle);
+    let window = Duration::from_secs(2);
+    let limited = cpu_fraction(&rt, &id, window);
+    // 0.2 cpu allowed; the same loop left alone takes up to a whole one.
+    assert!(limited > 0.0 && limited < 0.35, "{limited:.2} cpu");
+    rt.cmd(["update", "--cpu-quota=-1", &id]).assert_success();
+    let unlimited = cpu_fraction(&rt, &id, window);
+    let quotas = format!("without the quota {unlimited:.2} cpu, with it {limited:.2}");
+    assert!(unlimited > limited * 1.5, "{quotas}");
+    force_delete(&rt, &bundle, &id);
+}
+
+const FUSE: (i64, i64) = (10, 229);
+
+/// An allow rule; `minor: None` is every minor.
+fn allow(kind: &str, major: i64, minor: Option<i64>, access: &str) -> Value {
+    json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": access})
+}
+
+/// runc's default device rules (deny all but the standard devices), then `extra`.
+fn device_rules(extra: Value) -> Value {
+    let mut rules = vec![json!({"allow": false, "access": "rwm"})];
+    rules.extend([3, 5, 7, 8, 9].map(|minor| allow("c", 1, Some(minor), "rwm")));
+    rules.extend([0, 1, 2].map(|minor| allow("c", 5, Some(minor), "rwm")));
+    rules.extend([allow("c", 136, None, "rwm"), extra]);
+    json!(rules)
+}
+
+/// What opening the host's /dev/fuse (bind-mounted in, so only the cgroup's device rules
+/// stand between the container and it) and /dev/null read-write says, with `rules`
+/// (`null`: none) as the container's device rules.
+fn open_fuse_and_null(rt: &Runtime, rules: Value) -> Vec<String> {
+    let script = format!("{CHECKER} open /mnt/fuse rw; {CHECKER} open /dev/null rw");
+    let bundle = bundle(sh(&script), |c| {
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/mnt/fuse",
+            "type": "bind", "source": "/dev/fuse", "options": ["bind"]}));
+        if !rules.is_null() {
+            c["linux"]["resources"] = json!({ "devices": rules });
+        }
+    });
+    stdout_lines(rt, &bundle)
+}
+
+#[test]
+fn device_rules_decide_whether_a_device_opens() {
+    let rt = Runtime::new();
+    let fuse = |access| device_rules(allow("c", FUSE.0, Some(FUSE.1), access));
+    // Granted only mknod: opening is denied.
+    assert_eq!(open_fuse_and_null(&rt, fuse("m")), ["EPERM", "ok"]);
+    assert_eq!(open_fuse_and_null(&rt, fuse("rwm")), ["ok", "ok"]);
+    // Without rules, the defaults deny every device but the standard ones.
+    assert_eq!(open_fuse_and_null(&rt, Value::Null), ["EPERM", "ok"]);
+}
+
+/// Listing a device in linux.devices also allows it in the cgroup, as runc does (this is
+/// how `docker run --device` works).
+#[test]
+fn listed_devices_are_allowed() {
+    let rt = Runtime::new();
+    let bundle = bundle(sh(&format!("{CHECKER} open /dev/fuse rw")), |c| {
+        c["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": FUSE.0,
+            "minor": FUSE.1, "fileMode": 0o666, "uid": 0, "gid": 0}]);
+        c["linux"]["resources"] = json!({ "devices": [{"allow": false, "access": "rwm"}] });
+    });
+    assert_eq!(stdout_lines(&rt, &bundle), ["ok"]);
+}
+
+#[test]
+fn device_rules_denying_listed_devices_still_start() {
+    let rt = Runtime::new();
+    let deny_all = json!([{"allow": false, "access": "rwm"}]);
+    assert_eq!(open_fuse_and_null(&rt, deny_all), ["EPERM", "ok"]);
+}
+
+#[test]
+fn default_device_rules_deny_a_disk() {
+    let rt = Runtime::new();
+    // sda (b 8:0): a node made on the host and bind-mounted in, and one the container
+    // tries to make itself.
+    let host = TempDir::new();
+    let (node, mode) = (host.path().join("sda"), Mode::from_bits_truncate(0o600));
+    mknod(&node, SFlag::S_IFBLK, mode, makedev(8, 0)).expect("mknod on the host");
+    let script =
+        format!("mknod /tmp/sda b 8 0 && {CHECKER} open /tmp/sda r; {CHECKER} open /disk/sda r");
+    let tmp = json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"});
+    let source = host.path().to_str().unwrap();
+    let disk =
+        json!({"destination": "/disk", "type": "bind", "source": source, "options": ["bind"]});
+    let opens = |rules: Value| {
+        let bundle = bundle(sh(&script), |c| {
+            for set in ["bounding", "effective", "permitted"] {
+                push(
+                    c,
+                    &format!("/process/capabilities/{set}"),
+                    json!("CAP_MKNOD"),
+                );
+            }
+            push(c, "/mounts", tmp.clone());
+            push(c, "/mounts", disk.clone());
+            if !rules.is_null() {
+                c["linux"]["resources"] = json!({ "devices": rules });
+            }
+        });
+        stdout_lines(&rt, &bundle)
+    };
+    // Whether or not the container may mknod, no sda node opens: the rules say EPERM.
+    let denied = opens(Value::Null);
+    assert!(
+        !denied.is_empty() && denied.iter().all(|l| l == "EPERM"),
+        "{denied:?}"
+    );
+    // Allowed, the same opens reach the block layer (ENXIO here: no such disk).
+    let allowed = opens(device_rules(allow("b", 8, Some(0), "rwm")));
+    assert!(
+        allowed.len() == 2 && !allowed.contains(&"EPERM".to_owned()),
+        "{allowed:?}"
+    );
+}
+
+const FORK_20: &str = "for i in $(seq 20); do sleep 60 & done";
+
+#[test]
+fn update_changes_a_running_containers_limits() {
+    let rt = Runtime::new();
+    let bundle = bundle(json!(SLEEP), |c| {
+        c["linux"]["resources"] = json!({"pids": {"limit": 10}});
+        push(c, "/linux/namespaces", json!({"type": "cgroup"}));
+        let options = ["nosuid", "noexec", "nodev", "ro"];
+        let mount = json!({"destination": "/sys/fs/cgroup", "type": "cgroup",
+            "source": "cgroup", "options": options});
+        push(c, "/mounts", mount);
+    });
+    let id = start_detached(&rt, &bundle);
+    let fork_20 = || rt.cmd(["exec", &id, "sh", "-c", FORK_20]);
+    let refused = fork_20();
+    refused.assert_failure();
+    assert!(refused.stderr.contains("can't fork"), "{refused}");
+
+    rt.cmd(["update", "--pids-limit=50", &id]).assert_success();
+    let pids_max = v1_file("pids", &format!("/bulwark/{id}"), "pids.max");
+    assert_eq!(read_number(&pids_max), Some(50));
+    let inside = rt.cmd(["exec", &id, CHECKER, "cat", "/sys/fs/cgroup/pids/pids.max"]);
+    assert_eq!(inside.stdout.trim(), "50", "{inside}");
+    fork_20().assert_success();
+
+    rt.cmd(["update", "--memory", "64m", &id]).assert_success();
+    let memory = &stats(&rt, &id)["data"]["memory"]["usage"];
+    assert_eq!(memory["limit"], 64 * MIB, "{memory}");
+
+    let resources = bundle.path().join("resources.json");
+    std::fs::write(&resources, r#"{"pids": {"limit": 77}}"#).unwrap();
+    let mut update = rt.command(["update", "--resources", "-", &id]);
+    update.stdin(std::fs::File::open(&resources).unwrap());
+    run_captured(&mut update, Duration::from_secs(60)).assert_success();
+    assert_eq!(read_number(&pids_max), Some(77));
+
+    let bad = rt.cmd(["update", "--cpu-period", "10", &id]);
+    bad.assert_failure();
+    assert!(bad.stderr.contains("cpu.period"), "{bad}");
+    assert_eq!(read_number(&pids_max), Some(77));
+    force_delete(&rt, &bundle, &id);
+}
+
+#[test]
+
+fn update_takes_minus_one_as_its_own_argument() {
+    let rt = Runtime::new();
+    let bundle = with_resources(json!(SLEEP), json!({"memory": {"limit": 64 * MIB}}));
+    let id = start_detached(&rt, &bundle);
+    rt.cmd(["update", "--memory", "-1", &id]).assert_success();
+    force_delete(&rt, &bundle, &id);
+}
+
+/// A container counting as fast as it can into rootfs/tmp/n.
+fn counter() -> Bundle {
+    let count = "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; done";
+    bundle(sh(count), |_| {})
+}
+
+fn count(bundle: &Bundle) -> Option<u64> {
+    read_number(&bundle.rootfs().join("tmp/n"))
+}
+
+#[test]
+fn pause_freezes_and_resume_continues() {
+    let rt = Runtime::new();
+    let bundle = counter();
+    let id = start_detached(&rt, &bundle);
+    wait_until(Duration::from_secs(10), "the counter runs", || {
+        count(&bundle).is_some_and(|n| n > 10)
+    });
+    rt.cmd(["pause", &id]).assert_success();
+    assert_eq!(rt.state(&id)["status"], "paused");
+    rt.cmd(["pause", &id]).assert_failure();
+    let frozen = count(&bundle);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(count(&bundle), frozen, "the counter moved while paused");
+
+    rt.cmd(["resume", &id]).assert_success();
+    assert_eq!(rt.state(&id)["status"], "running");
+    rt.cmd(["resume", &id]).assert_failure();
+    wait_until(Duration::from_secs(5), "the counter moves again", || {
+        count(&bundle) > frozen
+    });
+    // delete --force of a paused container.
+    rt.cmd(["pause", &id]).assert_success();
+    force_delete(&rt, &bundle, &id);
+}
+
+#[test]
+
+fn kill_stops_a_paused_container() {
+    let rt = Runtime::new();
+    let bundle = counter();
+    let id = start_detached(&rt, &bundle);
+    rt.cmd(["pause", &id]).assert_success();
+    rt.cmd(["kill", &id, "KILL"]).assert_success();
+    wait_until(Duration::from_secs(5), "the paused container stops", || {
+        rt.state(&id)["status"] == "stopped"
+    });
+    rt.cmd(["delete", &id]).assert_success();
+    assert_cgroups_gone(&id);
+    rt.assert_clean(&bundle);
+}
+
+/// What `cat /proc/self/cgroup` prints in a container at `cgroups_path`.
+fn proc_self_cgroup(rt: &Runtime, cgroups_path: &str, cgroupns: bool) -> Vec<(String, String)> {
+    let mut bundle = at_path(json!([CHECKER, "cat", "/proc/self/cgroup"]), cgroups_path);
+    if cgroupns {
+        bundle.edit(|c| push(c, "/linux/namespaces", json!({"type": "cgroup"})));
+    }
+    cgroup_lines(&run_once(rt, &bundle).assert_success().stdout)
+}
+
+#[test]
+fn absolute_cgroups_path_with_and_without_a_cgroup_namespace() {
+    let rt = Runtime::new();
+    let name = rt.unique_id();
+    let path = format!("/bulwark-tests/{name}");
+    let seen = proc_self_cgroup(&rt, &path, false);
+    assert_eq!(seen.len(), hierarchy_count(), "{seen:?}");
+    assert!(seen.iter().all(|(_, p)| *p == path), "{seen:?}");
+    let seen = proc_self_cgroup(&rt, &path, true);
+    assert!(seen.iter().all(|(_, p)| p == "/"), "{seen:?}");
+    assert_cgroups_gone(&name);
+}
+
+#[test]
+fn relative_cgroups_path_starts_at_the_runtimes_cgroup() {
+    let rt = Runtime::new();
+    let name = rt.unique_id();
+    let relative = format!("bulwark-tests-rel/{name}");
+    let bundle = at_path(json!(SLEEP), &relative);
+    let id = start_detached(&rt, &bundle);
+    assert_cgroups_exist(&name);
+    let own = cgroup_lines(&std::fs::read_to_string("/proc/self/cgroup").unwrap());
+    let theirs = std::fs::read_to_string(format!("/proc/{}/cgroup", init_pid(&rt, &id))).unwrap();
+    for (hierarchy, path) in cgroup_lines(&theirs) {
+        let (_, base) = own.iter().find(|(h, _)| *h == hierarchy).unwrap();
+        let expected = format!("{}/{relative}", base.trim_end_matches('/'));
+        assert_eq!(path, expected, "hierarchy {hierarchy}: {theirs}");
+    }
+    force_delete(&rt, &bundle, &id);
+    assert_cgroups_gone(&name);
+}
+
+#[test]
+fn nested_cgroups_path_below_another_container() {
+    let rt = Runtime::new();
+    let outer_name = rt.unique_id();
+    let outer_path = format!("/bulwark-tests/{outer_name}");
+    let outer = at_path(json!(SLEEP), &outer_path);
+    let outer_id = start_detached(&rt, &outer);
+    let inner_name = rt.unique_id();
+    let inner_path = format!("{outer_path}/pod/{inner_name}");
+    let seen = proc_self_cgroup(&rt, &inner_path, false);
+    assert!(seen.iter().all(|(_, p)| *p == inner_path), "{seen:?}");
+    assert_cgroups_gone(&inner_name);
+    assert_cgroups_exist(&outer_name);
+    // The outer container's delete takes what the inner one left (pod/) with it.
+    force_delete(&rt, &outer, &outer_id);
+    assert_cgroups_gone(&outer_name);
+}
+
+#[test]
+fn cgroups_path_with_dotdot_is_refused() {
+    let rt = Runtime::new();
+    let escape = rt.unique_id();
+    let bundle = at_path(json!(SLEEP), &format!("/bulwark-tests/../{escape}"));
+    let out = run_once(&rt, &bundle);
+    out.assert_failure();
+    assert!(out.stderr.contains("linux.cgroupsPath"), "{out}");
+    assert_cgroups_gone(&escape);
+}
+
+#[test]
+fn a_cgroups_path_in_use_is_refused() {
+    let rt = Runtime::new();
+    let name = rt.unique_id();
+    let path = format!("/bulwark-tests/{name}");
+    let with_limit = |limit: i64| {
+        bundle(json!(SLEEP), |c| {
+            c["linux"]["cgroupsPath"] = json!(path);
+            c["linux"]["resources"] = json!({"pids": {"limit": limit}});
+        })
+    };
+    let first = with_limit(20);
+    let first_id = start_detached(&rt, &first);
+    let second = with_limit(5);
+    let second_id = rt.unique_id();
+    let refused = rt.cmd(["run", "-d", "--bundle", bundle_arg(&second), &second_id]);
+    refused.assert_failure();
+    assert!(refused.stderr.contains("linux.cgroupsPath"), "{refused}");
+    rt.cmd(["state", &second_id]).assert_failure();
+    // The refusal left the first container and its limits alone.
+    assert_eq!(rt.state(&first_id)["status"], "running");
+    assert_eq!(read_number(&v1_file("pids", &path, "pids.max")), Some(20));
+    assert_cgroups_exist(&name);
+    force_delete(&rt, &first, &first_id);
+    assert_cgroups_gone(&name);
+    rt.assert_clean(&second);
+}
+
+#[test]
+fn delete_force_cleans_up_after_a_killed_create() {
+    let rt = Runtime::new();
+    let mut bundle = bundle(json!(SLEEP), |_| {});
+    let marker = format!("{}/hook-marker", bundle_arg(&bundle));
+    let hook = json!({"path": "/bin/sh", "args": ["sh", "-c", format!("sleep 30; : {marker}")]});
+    bundle.edit(|c| c["hooks"] = json!({ "createRuntime": [hook] }));
+    let id = rt.unique_id();
+    let mut create = rt
+        .command(["create", "--bundle", bundle_arg(&bundle), &id])
+        .spawn()
+        .expect("spawning create");
+    let hook_pid = || processes_mentioning(&marker).first().map(|(pid, _)| *pid);
+    wait_until(Duration::from_secs(20), "the hook runs", || {
+        hook_pid().is_some()
+    });
+    let _ = create.kill();
+    let _ = create.wait();
+    // The hook is no container process: end it and its sleep here.
+    let hook = hook_pid().expect("the hook");
+    let children = std::fs::read_to_string(format!("/proc/{hook}/task/{hook}/children"));
+    for child in children.unwrap_or_default().split_whitespace() {
+        sigkill(child.parse().unwrap());
+    }
+    sigkill(hook);
+
+    assert!(rt.root().join(&id).exists(), "no state left to clean up");
+    assert_cgroups_exist(&id);
+    force_delete(&rt, &bundle, &id);
+    assert!(!rt.root().join(&id).exists());
+}
+
+#[test]
+fn exec_processes_join_the_cgroup_and_kill_all_reaches_them() {
+    let rt = Runtime::new();
+    let bundle = bundle(json!(SLEEP), |_| {});
+    let id = start_detached(&rt, &bundle);
+    let init = init_pid(&rt, &id);
+    let pid_file = bundle.path().join("exec.pid");
+    let pid_arg = pid_file.to_str().unwrap();
+    let exec_d = [&["exec", "-d", "--pid-file", pid_arg, &id][..], &SLEEP].concat();
+    rt.cmd(exec_d).assert_success();
+    let exec: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let pids = ps(&rt, &id);
+    assert!(pids.contains(&init) && pids.contains(&exec), "{pids:?}");
+    let cgroup_of = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert_eq!(cgroup_of(exec), cgroup_of(init), "in every hierarchy");
+
+    rt.cmd(["kill", "--all", &id, "KILL"]).assert_success();
+    wait_until(Duration::from_secs(5), "every process dies", || {
+        !Path::new(&format!("/proc/{exec}")).exists() && rt.state(&id)["status"] == "stopped"
+    });
+    assert_eq!(ps(&rt, &id), Vec::<i32>::new());
+    rt.cmd(["delete", &id]).assert_success();
+    assert_cgroups_gone(&id);
+    rt.assert_clean(&bundle);
+}
+
+#[test]
+fn events_stats_has_runcs_shape() {
+    let rt = Runtime::new();
+    let limits = json!({"memory": {"limit": 64 * MIB}, "pids": {"limit": 30}});
+    let bundle = with_resources(json!(SLEEP), limits);
+    let id = start_detached(&rt, &bundle);
+    let event = stats(&rt, &id);
+    assert_eq!(event["type"], "stats");
+    assert_eq!(event["id"], id.as_str());
+    let data = &event["data"];
+    let cpu = &data["cpu"]["usage"];
+    assert!(
+        ["total", "kernel", "user"].iter().all(|k| cpu[k].is_u64()),
+        "{event}"
+    );
+    let memory = &data["memory"]["usage"];
+    let (usage, max) = (memory["usage"].as_u64().unwrap(), memory["max"].as_u64());
+    assert!(usage > 0 && max >= Some(usage), "{event}");
+    assert_eq!(memory["limit"], 64 * MIB, "{event}");
+    assert_eq!(data["pids"]["limit"], 30, "{event}");
+    assert_eq!(data["pids"]["current"], 1, "{event}");
+    rt.cmd(["events", "--stats", "no-such-id"]).assert_failure();
+    force_delete(&rt, &bundle, &id);
+}
