@@ -7,9 +7,14 @@
 //! [`Setting`]s, one file per controller) -> a manager writing them into the
 //! container's cgroup directories. A value the host cannot apply is an error naming the
 //! `linux.resources...` field; nothing is skipped silently.
+//!
+//! cgroup v2 has no device files: [`device_program`] compiles `linux.resources.devices`
+//! into the eBPF program the v2 manager attaches to the container's cgroup.
 #![forbid(unsafe_code)]
 
 pub mod controllers;
+mod device_filter;
+mod device_rules;
 mod error;
 mod files;
 pub mod layout;
@@ -18,8 +23,11 @@ pub mod path;
 pub mod stats;
 mod v1;
 mod v2;
+mod v2_devices;
 
+pub use bulwark_sys::bpf::Insn;
 pub use controllers::{plan, Setting, Version};
+pub use device_filter::device_program;
 pub use error::{CgroupError, Result};
 pub use layout::{Hierarchy, Layout, Mode};
 pub use manager::{manager_at, manager_for, CgroupManager};

@@ -1,6 +1,7 @@
 //! The cgroup v2 manager: one directory in the unified hierarchy. Controllers a setting
 //! needs are enabled in `cgroup.subtree_control` of every ancestor first, as the kernel
-//! requires; the first process can be created inside with `CLONE_INTO_CGROUP`.
+//! requires; the first process can be created inside with `CLONE_INTO_CGROUP`. Device
+//! rules become an eBPF program attached to the leaf ([`crate::v2_devices`]).
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::layout::Layout;
 use crate::manager::CgroupManager;
 use crate::path::{is_strictly_below, CgroupsPath};
 use crate::stats::{self, Stats};
+use crate::v2_devices::DeviceProgram;
 
 const FREEZE_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -143,10 +145,17 @@ impl CgroupManager for V2Manager {
     fn apply(&self, resources: &LinuxResources) -> Result<()> {
         let settings = plan(Version::V2, resources)?;
         files::require_dir(&self.leaf, "apply resources to")?;
+        // Loaded, and so verified, before anything is written.
+        let devices = resources
+            .devices()
+            .as_deref()
+            .map(|rules| DeviceProgram::load(rules, &self.leaf))
+            .transpose()?;
         self.enable_controllers(&settings)?;
         settings
             .iter()
-            .try_for_each(|s| files::apply_setting(&self.leaf, s))
+            .try_for_each(|s| files::apply_setting(&self.leaf, s))?;
+        devices.map_or(Ok(()), |program| program.attach(&self.leaf))
     }
 
     fn add_process(&self, pid: i32) -> Result<()> {

@@ -65,13 +65,14 @@ fn v2_create_place_freeze_destroy() {
         m.apply(&resources(r#"{"pids":{"limit":5}}"#)).unwrap();
         assert_eq!(read(&leaf.join("pids.max")), "5");
     }
-    let err = m
-        .apply(&resources(
-            r#"{"devices":[{"allow":false,"access":"rwm"}]}"#,
-        ))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("linux.resources.devices"), "{err}");
+    // Device rules become an eBPF program on the leaf (tests/v2_devices.rs has more).
+    m.apply(&resources(
+        r#"{"devices":[{"allow":false,"access":"rwm"}]}"#,
+    ))
+    .unwrap();
+    let dir = std::fs::File::open(&leaf).unwrap();
+    let programs = bulwark_sys::bpf::query_cgroup_device(std::os::fd::AsFd::as_fd(&dir));
+    assert_eq!(programs.unwrap().len(), 1);
 
     let mut child = Sleeper::spawn();
     m.add_process(child.pid()).unwrap();

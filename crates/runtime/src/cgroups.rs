@@ -44,7 +44,7 @@ pub fn create(
             )));
         }
     }
-    let resources = with_default_devices(&layout, linux.and_then(|l| l.resources().clone()), spec);
+    let resources = with_default_devices(linux.and_then(|l| l.resources().clone()), spec);
     if let Err(e) = manager.apply(&resources) {
         let _ = manager.destroy();
         return Err(cgroup_error(e));
@@ -54,18 +54,11 @@ pub fn create(
 
 /// Device rules as runc gives them: the config's own rules (deny everything first when it
 /// has none), then allow rules for the standard devices and each of `linux.devices`, which
-/// the init must be able to create and the container to use. (v2 enforces them with an
-/// eBPF program, which is not there yet: on v2 rules are left as they are for now.)
-fn with_default_devices(
-    layout: &Layout,
-    resources: Option<LinuxResources>,
-    spec: &Spec,
-) -> LinuxResources {
+/// the init must be able to create and the container to use. v1 writes them to the devices
+/// controller, v2 compiles them into an eBPF program attached to the container's cgroup.
+fn with_default_devices(resources: Option<LinuxResources>, spec: &Spec) -> LinuxResources {
     let mut resources =
         resources.unwrap_or_else(|| serde_json::from_str("{}").expect("empty resources"));
-    if matches!(layout.mode(), bulwark_cgroups::Mode::V2) {
-        return resources;
-    }
     let rule = |allow: bool,
                 typ: &str,
                 major: Option<i64>,

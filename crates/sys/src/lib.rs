@@ -3,8 +3,10 @@
 //!
 //! Modules: [`process`] (clone3, exit, pidfds), [`mount`] (the new mount API and
 //! mount_setattr), [`fs`] (path resolution that cannot leave a root), [`tune`] (per-process
-//! knobs the libc crates do not wrap: io priority, scheduler, memory policy, keyrings).
+//! knobs the libc crates do not wrap: io priority, scheduler, memory policy, keyrings),
+//! [`bpf`] (cgroup v2 device programs: load, attach, query, detach).
 
+pub mod bpf;
 pub mod fs;
 pub mod mount;
 pub mod process;

@@ -5,11 +5,13 @@
 //! leaves the cgroup's device rules as they are, so the runtime should always pass its
 //! default rules.
 //!
-//! v2 has no device files: access is decided by an eBPF program attached to the
-//! cgroup, which bulwark does not load yet, so any device list is refused on v2.
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+//! v2 has no device files: access is decided by an eBPF program attached to the cgroup
+//! ([`crate::device_filter`]), which the v2 manager loads itself. Here the rules are only
+//! checked, so that a bad rule fails before anything is written.
+use oci_spec::runtime::LinuxResources;
 
 use super::{resources_field, Setting, Version};
+use crate::device_rules::{self, DeviceKind, DeviceRule, ALL_ACCESS};
 use crate::error::{CgroupError, Result};
 
 const DEVICES: &str = "devices";
@@ -22,19 +24,15 @@ pub(super) fn plan(
     let Some(rules) = resources.devices() else {
         return Ok(());
     };
+    let rules = device_rules::parse(rules)?;
     if version == Version::V2 {
-        return Err(CgroupError::unsupported(
-            resources_field("devices"),
-            format!("({} rules)", rules.len()),
-            "on cgroup v2 device access is enforced by an eBPF program, which bulwark \
-             cannot load yet",
-        ));
+        return Ok(());
     }
     out.push(Setting::new("devices", DEVICES, "devices.deny", "a"));
     for (i, rule) in rules.iter().enumerate() {
         let field = format!("devices[{i}]");
         let line = rule_line(&field, rule)?;
-        let file = if rule.allow() {
+        let file = if rule.allow {
             "devices.allow"
         } else {
             "devices.deny"
@@ -45,40 +43,17 @@ pub(super) fn plan(
 }
 
 /// "TYPE MAJOR:MINOR ACCESS" as the v1 device controller reads it.
-fn rule_line(field: &str, rule: &LinuxDeviceCgroup) -> Result<String> {
-    let kind = match rule.typ().unwrap_or_default() {
-        LinuxDeviceType::A => 'a',
-        LinuxDeviceType::B => 'b',
-        LinuxDeviceType::C => 'c',
-        other => {
-            return Err(CgroupError::invalid(
-                resources_field(&format!("{field}.type")),
-                format!("{:?}", other.as_str()),
-                "a (all), b (block) or c (character)",
-            ))
-        }
+fn rule_line(field: &str, rule: &DeviceRule) -> Result<String> {
+    let number = |n: Option<u32>| n.map_or_else(|| "*".to_string(), |n| n.to_string());
+    let (major, minor, access) = (number(rule.major), number(rule.minor), rule.access_text());
+    let kind = match rule.kind {
+        Some(DeviceKind::Block) => 'b',
+        Some(DeviceKind::Char) => 'c',
+        None => 'a',
     };
-    let major = number(&format!("{field}.major"), rule.major())?;
-    let minor = number(&format!("{field}.minor"), rule.minor())?;
-    let access = rule.access().as_deref().unwrap_or("rwm");
-    let mut seen = String::new();
-    for c in access.chars() {
-        if !"rwm".contains(c) || seen.contains(c) {
-            seen.clear();
-            break;
-        }
-        seen.push(c);
-    }
-    if seen.is_empty() {
-        return Err(CgroupError::invalid(
-            resources_field(&format!("{field}.access")),
-            format!("{access:?}"),
-            "one or more of r, w and m, each at most once",
-        ));
-    }
     // The kernel reads type "a" as every device with every access whatever follows, so a
     // narrower "a" rule would silently widen; refuse it instead.
-    if kind == 'a' && (major != "*" || minor != "*" || seen.len() != 3) {
+    if kind == 'a' && (rule.major.is_some() || rule.minor.is_some() || rule.access != ALL_ACCESS) {
         return Err(CgroupError::invalid(
             resources_field(field),
             format!("\"a {major}:{minor} {access}\""),
@@ -87,19 +62,6 @@ fn rule_line(field: &str, rule: &LinuxDeviceCgroup) -> Result<String> {
         ));
     }
     Ok(format!("{kind} {major}:{minor} {access}"))
-}
-
-/// A device number, or "*" for any (absent or -1).
-fn number(field: &str, value: Option<i64>) -> Result<String> {
-    match value {
-        None | Some(-1) => Ok("*".to_string()),
-        Some(n) if n >= 0 => Ok(n.to_string()),
-        Some(n) => Err(CgroupError::invalid(
-            resources_field(field),
-            n,
-            "a device number, or -1/absent for any",
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -131,10 +93,12 @@ mod tests {
     }
 
     #[test]
-    fn v2_is_refused_with_the_field() {
-        let e = error(V2, r#"{"devices":[{"allow":false,"access":"rwm"}]}"#);
-        assert!(e.contains("linux.resources.devices"), "{e}");
-        assert!(e.contains("eBPF"), "{e}");
+    fn v2_checks_rules_but_writes_no_files() {
+        let json = r#"{"devices":[{"allow":false,"access":"rwm"},
+            {"allow":true,"type":"a","major":1,"access":"r"}]}"#;
+        assert!(writes(V2, json).is_empty());
+        let e = error(V2, r#"{"devices":[{"allow":true,"access":"rx"}]}"#);
+        assert!(e.contains("linux.resources.devices[0].access"), "{e}");
     }
 
     #[test]
@@ -158,6 +122,10 @@ mod tests {
             ),
             (
                 r#"{"allow":true,"type":"c","major":-2,"access":"r"}"#,
+                "devices[0].major",
+            ),
+            (
+                r#"{"allow":true,"type":"c","major":4294967296,"access":"r"}"#,
                 "devices[0].major",
             ),
             (
