@@ -34,4 +34,5 @@ for line in sys.stdin:
 } > "$runner"
 chmod +x "$runner"
 echo "== cgroup v2 guest (tests/v2-guest/run.sh)"
-tests/v2-guest/run.sh --timeout 1800 -- "$runner"
+# Share the checkout: it may sit under /tmp, which the guest replaces with its own.
+tests/v2-guest/run.sh --timeout 1800 --share "$PWD" -- "$runner"

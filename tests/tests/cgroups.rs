@@ -4,18 +4,23 @@
 //! limits, `pause` really freezes and `resume` continues; `linux.cgroupsPath` placement,
 //! cleanup after a crash, `ps`/`kill --all` from the cgroup and the `events --stats` shape.
 //!
-//! Written for the v1 or hybrid layout (`/sys/fs/cgroup/<controller>`). Container ids and
-//! the names in test cgroup paths are unique on the host, so the directories with such a
-//! name in any hierarchy are the container's; each test checks they are gone at the end.
+//! Runs on both layouts: v1 or hybrid (a hierarchy per controller at
+//! `/sys/fs/cgroup/<controller>`) and pure cgroup v2 (one hierarchy at `/sys/fs/cgroup`);
+//! [`Limit`] reads what the kernel holds from the right file for the host's layout.
+//! Container ids and the names in test cgroup paths are unique on the host, so the
+//! directories with such a name in any hierarchy are the container's; each test checks
+//! they are gone at the end.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bulwark_tests::{
     assert_clean, processes_mentioning, run_captured, wait_until, Bundle, Output, Runtime, TempDir,
     CHECKER,
 };
+use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use serde_json::{json, Value};
 
@@ -129,18 +134,122 @@ fn ps(rt: &Runtime, id: &str) -> Vec<i32> {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("ps: not JSON ({e}): {out}"))
 }
 
-/// A file in a v1 hierarchy, for an absolute `linux.cgroupsPath`.
-fn v1_file(controller: &str, cgroups_path: &str, file: &str) -> PathBuf {
-    PathBuf::from(format!("{CGROUP_ROOT}/{controller}{cgroups_path}/{file}"))
-}
-
 fn read_number(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// The mounted hierarchies: directories (not symlinks such as `cpu -> cpu,cpuacct`)
-/// directly in /sys/fs/cgroup.
+/// How the host mounts its cgroups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// A hierarchy per controller at `/sys/fs/cgroup/<controller>`, maybe with cgroup2
+    /// beside them at `/sys/fs/cgroup/unified` (hybrid).
+    V1,
+    /// Pure cgroup v2: the one hierarchy is `/sys/fs/cgroup` itself.
+    V2,
+}
+
+fn layout() -> Layout {
+    static LAYOUT: OnceLock<Layout> = OnceLock::new();
+    *LAYOUT.get_or_init(|| {
+        let fs = nix::sys::statfs::statfs(CGROUP_ROOT).expect("statfs /sys/fs/cgroup");
+        if fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
+            Layout::V2
+        } else {
+            Layout::V1
+        }
+    })
+}
+
+/// `file` of `controller` for the cgroup at `cgroups_path` ("" for the root), below
+/// `root`: the host's /sys/fs/cgroup or a container's view of it.
+fn controller_file(root: &str, controller: &str, cgroups_path: &str, file: &str) -> PathBuf {
+    match layout() {
+        Layout::V1 => PathBuf::from(format!("{root}/{controller}{cgroups_path}/{file}")),
+        Layout::V2 => PathBuf::from(format!("{root}{cgroups_path}/{file}")),
+    }
+}
+
+/// A limit as the kernel holds it for a cgroup, read from the layout's own file.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    /// v1 and v2 `pids.max`.
+    Pids,
+    /// v1 `memory.limit_in_bytes`, v2 `memory.max`.
+    Memory,
+    /// v1 `memory.memsw.limit_in_bytes`; v2 `memory.max` plus `memory.swap.max` (which
+    /// counts swap alone).
+    MemoryPlusSwap,
+    /// v1 `cpu.cfs_quota_us` (-1 unlimited), v2 the first field of `cpu.max`.
+    CpuQuota,
+    /// v1 `cpu.cfs_period_us`, v2 the second field of `cpu.max`.
+    CpuPeriod,
+}
+
+/// A limit's value; `Unlimited` is v2's and v1 pids' "max", v1 cpu's -1 and v1
+/// memory's page-rounded `i64::MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setting {
+    Value(u64),
+    Unlimited,
+}
+
+impl Setting {
+    fn parse(text: &str) -> Option<Setting> {
+        match text.trim() {
+            "max" | "-1" => Some(Setting::Unlimited),
+            n => {
+                let n: u64 = n.parse().ok()?;
+                // v1 memory has no "max": it shows i64::MAX rounded down to a page.
+                let unlimited = n > i64::MAX as u64 - (1 << 16);
+                Some(if unlimited {
+                    Setting::Unlimited
+                } else {
+                    Setting::Value(n)
+                })
+            }
+        }
+    }
+}
+
+impl Limit {
+    /// The limit of the cgroup at the absolute `cgroups_path`; `None` if it cannot be read.
+    fn of(self, cgroups_path: &str) -> Option<Setting> {
+        let read = |controller: &str, file: &str| {
+            let path = controller_file(CGROUP_ROOT, controller, cgroups_path, file);
+            std::fs::read_to_string(path).ok()
+        };
+        let field =
+            |text: String, index: usize| Setting::parse(text.split_whitespace().nth(index)?);
+        match (self, layout()) {
+            (Limit::Pids, _) => Setting::parse(&read("pids", "pids.max")?),
+            (Limit::Memory, Layout::V1) => {
+                Setting::parse(&read("memory", "memory.limit_in_bytes")?)
+            }
+            (Limit::Memory, Layout::V2) => Setting::parse(&read("memory", "memory.max")?),
+            (Limit::MemoryPlusSwap, Layout::V1) => {
+                Setting::parse(&read("memory", "memory.memsw.limit_in_bytes")?)
+            }
+            (Limit::MemoryPlusSwap, Layout::V2) => {
+                let memory = Limit::Memory.of(cgroups_path)?;
+                match (memory, Setting::parse(&read("memory", "memory.swap.max")?)?) {
+                    (Setting::Value(m), Setting::Value(s)) => Some(Setting::Value(m + s)),
+                    _ => Some(Setting::Unlimited),
+                }
+            }
+            (Limit::CpuQuota, Layout::V1) => Setting::parse(&read("cpu", "cpu.cfs_quota_us")?),
+            (Limit::CpuQuota, Layout::V2) => field(read("cpu", "cpu.max")?, 0),
+            (Limit::CpuPeriod, Layout::V1) => Setting::parse(&read("cpu", "cpu.cfs_period_us")?),
+            (Limit::CpuPeriod, Layout::V2) => field(read("cpu", "cpu.max")?, 1),
+        }
+    }
+}
+
+/// The mounted hierarchies. v1: the directories (not symlinks such as
+/// `cpu -> cpu,cpuacct`) directly in /sys/fs/cgroup; v2: /sys/fs/cgroup alone.
 fn hierarchy_count() -> usize {
+    if layout() == Layout::V2 {
+        return 1;
+    }
     let entries = std::fs::read_dir(CGROUP_ROOT).expect("/sys/fs/cgroup");
     entries
         .flatten()
@@ -283,9 +392,8 @@ fn events_report_an_oom_kill_in_the_container() {
     assert_eq!(memory["limit"], 32 * MIB, "{memory}");
     let peak = memory["max"].as_u64().unwrap();
     assert!((16 * MIB..=32 * MIB).contains(&peak), "{memory}");
-    let memsw = "memory.memsw.limit_in_bytes";
-    let memsw = v1_file("memory", &format!("/bulwark/{id}"), memsw);
-    assert_eq!(read_number(&memsw), Some(32 * MIB), "memory plus swap");
+    let memsw = Limit::MemoryPlusSwap.of(&format!("/bulwark/{id}"));
+    assert_eq!(memsw, Some(Setting::Value(32 * MIB)), "memory plus swap");
     force_delete(&rt, &bundle, &id);
 }
 
@@ -335,21 +443,25 @@ fn cpu_quota_bounds_the_cpu_time_used() {
     let cpu = json!({"cpu": {"quota": 20000, "period": 100000}});
     let bundle = with_resources(sh("while :; do :; done"), cpu);
     let id = start_detached(&rt, &bundle);
+    let path = format!("/bulwark/{id}");
+    assert_eq!(Limit::CpuQuota.of(&path), Some(Setting::Value(20000)));
+    assert_eq!(Limit::CpuPeriod.of(&path), Some(Setting::Value(100000)));
     let window = Duration::from_secs(2);
     let limited = cpu_fraction(&rt, &id, window);
     // 0.2 cpu allowed; the same loop left alone takes up to a whole one.
     assert!(limited > 0.0 && limited < 0.35, "{limited:.2} cpu");
     rt.cmd(["update", "--cpu-quota=-1", &id]).assert_success();
+    assert_eq!(Limit::CpuQuota.of(&path), Some(Setting::Unlimited));
     let unlimited = cpu_fraction(&rt, &id, window);
     let quotas = format!("without the quota {unlimited:.2} cpu, with it {limited:.2}");
     assert!(unlimited > limited * 1.5, "{quotas}");
     force_delete(&rt, &bundle, &id);
 }
 
-const FUSE: (i64, i64) = (10, 229);
+const FUSE: (u64, u64) = (10, 229);
 
 /// An allow rule; `minor: None` is every minor.
-fn allow(kind: &str, major: i64, minor: Option<i64>, access: &str) -> Value {
+fn allow(kind: &str, major: u64, minor: Option<u64>, access: &str) -> Value {
     json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": access})
 }
 
@@ -362,17 +474,59 @@ fn device_rules(extra: Value) -> Value {
     json!(rules)
 }
 
-/// What opening the host's /dev/fuse (bind-mounted in, so only the cgroup's device rules
-/// stand between the container and it) and /dev/null read-write says, with `rules`
-/// (`null`: none) as the container's device rules.
+/// Device nodes the test makes on the host, in a tmpfs of their own: the temp dir may be
+/// on a `nodev` mount (the v2 guest's /tmp is), where every node opens with EACCES before
+/// the cgroup's rules are asked. Nor does the host's /dev always have the node (the v2
+/// guest has no /dev/fuse until the fuse module is loaded).
+struct DeviceNodes {
+    dir: TempDir,
+}
+
+impl DeviceNodes {
+    fn new() -> DeviceNodes {
+        let dir = TempDir::new();
+        let data = Some("mode=0755");
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir.path(),
+            Some("tmpfs"),
+            MsFlags::empty(),
+            data,
+        )
+        .expect("mounting a tmpfs for device nodes");
+        DeviceNodes { dir }
+    }
+
+    /// Makes the node `name` (mode 0600).
+    fn make(&self, name: &str, kind: SFlag, (major, minor): (u64, u64)) {
+        let node = self.dir.path().join(name);
+        let mode = Mode::from_bits_truncate(0o600);
+        mknod(&node, kind, mode, makedev(major, minor)).expect("mknod on the host");
+    }
+
+    /// A bind mount of the node `name` at `destination` in the container.
+    fn mount(&self, name: &str, destination: &str) -> Value {
+        let source = self.dir.path().join(name);
+        json!({"destination": destination, "type": "bind",
+            "source": source.to_str().unwrap(), "options": ["bind"]})
+    }
+}
+
+impl Drop for DeviceNodes {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.dir.path(), MntFlags::MNT_DETACH);
+    }
+}
+
+/// What opening a fuse node (made on the host and bind-mounted in, so only the cgroup's
+/// device rules stand between the container and it) and /dev/null read-write says, with
+/// `rules` (`null`: none) as the container's device rules.
 fn open_fuse_and_null(rt: &Runtime, rules: Value) -> Vec<String> {
+    let nodes = DeviceNodes::new();
+    nodes.make("fuse", SFlag::S_IFCHR, FUSE);
     let script = format!("{CHECKER} open /mnt/fuse rw; {CHECKER} open /dev/null rw");
     let bundle = bundle(sh(&script), |c| {
-        c["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"destination": "/mnt/fuse",
-            "type": "bind", "source": "/dev/fuse", "options": ["bind"]}));
+        push(c, "/mounts", nodes.mount("fuse", "/mnt/fuse"));
         if !rules.is_null() {
             c["linux"]["resources"] = json!({ "devices": rules });
         }
@@ -416,15 +570,12 @@ fn default_device_rules_deny_a_disk() {
     let rt = Runtime::new();
     // sda (b 8:0): a node made on the host and bind-mounted in, and one the container
     // tries to make itself.
-    let host = TempDir::new();
-    let (node, mode) = (host.path().join("sda"), Mode::from_bits_truncate(0o600));
-    mknod(&node, SFlag::S_IFBLK, mode, makedev(8, 0)).expect("mknod on the host");
+    let nodes = DeviceNodes::new();
+    nodes.make("sda", SFlag::S_IFBLK, (8, 0));
     let script =
         format!("mknod /tmp/sda b 8 0 && {CHECKER} open /tmp/sda r; {CHECKER} open /disk/sda r");
     let tmp = json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"});
-    let source = host.path().to_str().unwrap();
-    let disk =
-        json!({"destination": "/disk", "type": "bind", "source": source, "options": ["bind"]});
+    let disk = nodes.mount("sda", "/disk/sda");
     let opens = |rules: Value| {
         let bundle = bundle(sh(&script), |c| {
             for set in ["bounding", "effective", "permitted"] {
@@ -448,10 +599,12 @@ fn default_device_rules_deny_a_disk() {
         !denied.is_empty() && denied.iter().all(|l| l == "EPERM"),
         "{denied:?}"
     );
-    // Allowed, the same opens reach the block layer (ENXIO here: no such disk).
+    // Allowed, the same opens reach the block layer (ENXIO where there is no such disk):
+    // the rules are what refused them, not the mounts (a nodev mount says EACCES).
     let allowed = opens(device_rules(allow("b", 8, Some(0), "rwm")));
+    let refused = |l: &String| l == "EPERM" || l == "EACCES";
     assert!(
-        allowed.len() == 2 && !allowed.contains(&"EPERM".to_owned()),
+        allowed.len() == 2 && !allowed.iter().any(refused),
         "{allowed:?}"
     );
 }
@@ -476,27 +629,31 @@ fn update_changes_a_running_containers_limits() {
     assert!(refused.stderr.contains("can't fork"), "{refused}");
 
     rt.cmd(["update", "--pids-limit=50", &id]).assert_success();
-    let pids_max = v1_file("pids", &format!("/bulwark/{id}"), "pids.max");
-    assert_eq!(read_number(&pids_max), Some(50));
-    let inside = rt.cmd(["exec", &id, CHECKER, "cat", "/sys/fs/cgroup/pids/pids.max"]);
+    let path = format!("/bulwark/{id}");
+    let pids_max = || Limit::Pids.of(&path);
+    assert_eq!(pids_max(), Some(Setting::Value(50)));
+    // In the cgroup namespace the container's cgroup is the root of its view.
+    let inside = controller_file("/sys/fs/cgroup", "pids", "", "pids.max");
+    let inside = rt.cmd(["exec", &id, CHECKER, "cat", inside.to_str().unwrap()]);
     assert_eq!(inside.stdout.trim(), "50", "{inside}");
     fork_20().assert_success();
 
     rt.cmd(["update", "--memory", "64m", &id]).assert_success();
     let memory = &stats(&rt, &id)["data"]["memory"]["usage"];
     assert_eq!(memory["limit"], 64 * MIB, "{memory}");
+    assert_eq!(Limit::Memory.of(&path), Some(Setting::Value(64 * MIB)));
 
     let resources = bundle.path().join("resources.json");
     std::fs::write(&resources, r#"{"pids": {"limit": 77}}"#).unwrap();
     let mut update = rt.command(["update", "--resources", "-", &id]);
     update.stdin(std::fs::File::open(&resources).unwrap());
     run_captured(&mut update, Duration::from_secs(60)).assert_success();
-    assert_eq!(read_number(&pids_max), Some(77));
+    assert_eq!(pids_max(), Some(Setting::Value(77)));
 
     let bad = rt.cmd(["update", "--cpu-period", "10", &id]);
     bad.assert_failure();
     assert!(bad.stderr.contains("cpu.period"), "{bad}");
-    assert_eq!(read_number(&pids_max), Some(77));
+    assert_eq!(pids_max(), Some(Setting::Value(77)));
     force_delete(&rt, &bundle, &id);
 }
 
@@ -653,7 +810,7 @@ fn a_cgroups_path_in_use_is_refused() {
     rt.cmd(["state", &second_id]).assert_failure();
     // The refusal left the first container and its limits alone.
     assert_eq!(rt.state(&first_id)["status"], "running");
-    assert_eq!(read_number(&v1_file("pids", &path, "pids.max")), Some(20));
+    assert_eq!(Limit::Pids.of(&path), Some(Setting::Value(20)));
     assert_cgroups_exist(&name);
     force_delete(&rt, &first, &first_id);
     assert_cgroups_gone(&name);
