@@ -387,3 +387,44 @@ fn json_log_lines_carry_errors() {
     assert!(entry["msg"].as_str().unwrap().contains("does not exist"));
     assert!(entry["time"].as_str().is_some());
 }
+
+/// The program's signal dispositions are its own: nothing the runtime ignored (Rust
+/// ignores SIGPIPE) leaks through exec into the container.
+#[test]
+fn sigpipe_is_not_ignored_in_the_container() {
+    let rt = Runtime::new();
+    let bundle = Bundle::with(|c| {
+        c["process"]["args"] = json!(["/bin/grep", "SigIgn", "/proc/self/status"])
+    });
+    let out = rt.run(&bundle, &rt.unique_id());
+    out.assert_success();
+    let mask = u64::from_str_radix(out.stdout.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(
+        mask & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "SIGPIPE ignored: {out}"
+    );
+}
+
+#[test]
+fn loopback_is_up_in_a_new_network_namespace() {
+    let rt = Runtime::new();
+    let bundle =
+        Bundle::with(|c| c["process"]["args"] = json!([CHECKER, "cat", "/sys/class/net/lo/flags"]));
+    let out = rt.run(&bundle, &rt.unique_id());
+    out.assert_success();
+    let flags = u32::from_str_radix(out.stdout.trim().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(
+        flags & libc::IFF_UP as u32,
+        libc::IFF_UP as u32,
+        "lo is down: {out}"
+    );
+}
+
+#[test]
+fn delete_force_of_a_missing_container_succeeds() {
+    let rt = Runtime::new();
+    rt.cmd(["delete", "--force", "never-created"])
+        .assert_success();
+    rt.cmd(["delete", "never-created"]).assert_failure();
+}

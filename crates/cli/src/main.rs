@@ -22,6 +22,7 @@ use clap::Parser;
 type CmdResult = Result<i32, String>;
 
 fn main() -> ExitCode {
+    bulwark_sys::process::restore_default_sigpipe();
     let cli = Cli::parse();
     let logger = log::Logger {
         file: cli.log.clone(),

@@ -400,7 +400,11 @@ fn signal_pid(pid: i32, expected_start: Option<u64>, signal: i32) -> Result<(), 
 
 /// `delete`: removes a stopped (or, with `force`, any) container and runs poststop hooks.
 pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<String>, RuntimeError> {
-    let container = root.open(id)?;
+    let container = match root.open(id) {
+        // Engines delete --force again after a delete; as with runc, that is not an error.
+        Err(RuntimeError::NotFound(_)) if force => return Ok(Vec::new()),
+        other => other?,
+    };
     let Some(saved) = container.load()? else {
         // Creation was cut short (e.g. the runtime was killed): kill what it left in
         // the container's cgroups and clean up.

@@ -68,6 +68,14 @@ fn build_container(
     )
     .map_err(StepError::sys("opening the exec fifo"))?;
 
+    if plan
+        .namespaces
+        .creates(bulwark_spec::NamespaceKind::Network)
+    {
+        bulwark_sys::net::bring_up_loopback().map_err(StepError::sys(
+            "bringing up lo in the new network namespace",
+        ))?;
+    }
     let root = pivot::prepare_root(
         &plan.bundle.rootfs,
         linux.and_then(|l| l.rootfs_propagation().as_deref()),
@@ -115,6 +123,7 @@ fn build_container(
         pivot::make_root_readonly()?;
     }
     process::apply_privileged_settings(process, linux)?;
+    process::check_capabilities_grantable(process)?;
     process::enter_cwd(process.cwd())?;
     let args = process.args().clone().unwrap_or_default();
     let env = process.env().clone().unwrap_or_default();

@@ -288,6 +288,35 @@ fn cap_list(set: &Option<Capabilities>, field: &str) -> Result<caps::CapsHashSet
     Ok(out)
 }
 
+/// Refuses capabilities outside the runtime's own bounding set: they can never be given,
+/// and finding out only after `start` would look like the program failing.
+pub fn check_capabilities_grantable(process: &Process) -> Result<(), StepError> {
+    let Some(wanted) = process.capabilities() else {
+        return Ok(());
+    };
+    let ours = caps::read(None, CapSet::Bounding)
+        .map_err(|e| StepError::msg(format!("reading the bounding set: {e}")))?;
+    let sets = [
+        ("bounding", wanted.bounding()),
+        ("effective", wanted.effective()),
+        ("permitted", wanted.permitted()),
+        ("inheritable", wanted.inheritable()),
+        ("ambient", wanted.ambient()),
+    ];
+    for (name, set) in sets {
+        let field = format!("process.capabilities.{name}");
+        if let Some(missing) = cap_list(set, &field)?
+            .into_iter()
+            .find(|cap| !ours.contains(cap))
+        {
+            return Err(StepError::msg(format!(
+                "{field}: {missing} cannot be granted: it is not in the runtime's own bounding set on this host"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A capability object with every set empty.
 pub fn no_capabilities() -> bulwark_spec::runtime::LinuxCapabilities {
     serde_json::from_str("{}").expect("an empty object is a valid capabilities object")

@@ -9,6 +9,7 @@
 pub mod bpf;
 pub mod fs;
 pub mod mount;
+pub mod net;
 pub mod process;
 pub mod socket;
 pub mod tty;
