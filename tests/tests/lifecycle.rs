@@ -428,3 +428,33 @@ fn delete_force_of_a_missing_container_succeeds() {
         .assert_success();
     rt.cmd(["delete", "never-created"]).assert_failure();
 }
+
+/// /sys/fs/cgroup shows the container's own cgroup, with or without a cgroup namespace,
+/// never a hierarchy's root with every other cgroup of the host in it.
+#[test]
+fn the_cgroup_mount_shows_only_the_containers_own_cgroup() {
+    let rt = Runtime::new();
+    for own_namespace in [false, true] {
+        let bundle = Bundle::with(|c| {
+            if own_namespace {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "cgroup"}));
+            }
+            c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/sys/fs/cgroup",
+                "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "ro"]}));
+            c["linux"]["resources"] = json!({"pids": {"limit": 33}});
+            c["process"]["args"] = json!([
+                "/bin/sh",
+                "-c",
+                "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; \
+                 find /sys/fs/cgroup -mindepth 2 -maxdepth 2 -type d | grep -c bulwark || true"
+            ]);
+        });
+        let out = rt.run(&bundle, &rt.unique_id());
+        out.assert_success();
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines, ["33", "0"], "own namespace {own_namespace}: {out}");
+    }
+}

@@ -66,10 +66,14 @@ fn host_hierarchies() -> Result<Vec<Hierarchy>, StepError> {
 }
 
 /// Mounts the cgroup filesystem at `destination` inside `root`.
+/// Without its own cgroup namespace (`own_namespace` false) the container gets bind mounts
+/// of its own cgroup in each hierarchy, never a hierarchy's root, which would show every
+/// other cgroup on the host.
 pub fn mount(
     root: BorrowedFd<'_>,
     destination: &Path,
     options: &MountOptions,
+    own_namespace: bool,
 ) -> Result<(), StepError> {
     let flags = MsFlags::from_bits_retain(
         (options.set & !(libc::MS_RDONLY | libc::MS_REMOUNT) as u64) as libc::c_ulong,
@@ -85,16 +89,20 @@ pub fn mount(
     if fs_magic(host.as_fd()).map_err(StepError::sys("inspecting /sys/fs/cgroup"))?
         == CGROUP2_SUPER_MAGIC
     {
-        nix::mount::mount(
-            Some("cgroup2"),
-            &fd_path(target.as_fd()),
-            Some("cgroup2"),
-            flags,
-            None::<&str>,
-        )
-        .map_err(StepError::sys("mounting cgroup2"))?;
+        if own_namespace {
+            nix::mount::mount(
+                Some("cgroup2"),
+                &fd_path(target.as_fd()),
+                Some("cgroup2"),
+                flags,
+                None::<&str>,
+            )
+            .map_err(StepError::sys("mounting cgroup2"))?;
+        } else {
+            bind_own_cgroup(Path::new(HOST_ROOT), "", target.as_fd())?;
+        }
     } else {
-        mount_v1_layout(root, destination, target.as_fd(), flags)?;
+        mount_v1_layout(root, destination, target.as_fd(), flags, own_namespace)?;
     }
     if options.read_only() {
         let mounted = open_path_in_root(root, destination)
@@ -118,6 +126,7 @@ fn mount_v1_layout(
     destination: &Path,
     target: BorrowedFd<'_>,
     flags: MsFlags,
+    own_namespace: bool,
 ) -> Result<(), StepError> {
     nix::mount::mount(
         Some("tmpfs"),
@@ -131,6 +140,16 @@ fn mount_v1_layout(
         let sub = destination.join(&hierarchy.name);
         let dir = mkdir_all_in_root(root, &sub, 0o755)
             .map_err(StepError::sys(format!("creating {}", sub.display())))?;
+        if !own_namespace {
+            let host = PathBuf::from(HOST_ROOT).join(&hierarchy.name);
+            let key = if hierarchy.fstype == "cgroup2" {
+                ""
+            } else {
+                hierarchy.controllers.as_str()
+            };
+            bind_own_cgroup(&host, key, dir.as_fd())?;
+            continue;
+        }
         let data = (hierarchy.fstype == "cgroup").then_some(hierarchy.controllers.as_str());
         let mounted = nix::mount::mount(
             Some(hierarchy.fstype.as_str()),
@@ -150,6 +169,33 @@ fn mount_v1_layout(
         }
     }
     copy_symlinks(root, destination)
+}
+
+/// Bind-mounts the process's own cgroup of the hierarchy mounted at `host` (named by its
+/// controllers in /proc/self/cgroup, "" for cgroup2) onto `target`.
+fn bind_own_cgroup(
+    host: &Path,
+    controllers: &str,
+    target: BorrowedFd<'_>,
+) -> Result<(), StepError> {
+    let own = std::fs::read_to_string("/proc/self/cgroup")?;
+    let path = own
+        .lines()
+        .filter_map(|l| {
+            let mut fields = l.splitn(3, ':').skip(1);
+            fields.next().zip(fields.next())
+        })
+        .find(|(c, _)| *c == controllers)
+        .map(|(_, p)| p.trim_start_matches('/').to_string())
+        .ok_or_else(|| {
+            StepError::msg(format!(
+                "no entry for cgroup hierarchy {controllers:?} in /proc/self/cgroup"
+            ))
+        })?;
+    let source = host.join(path);
+    let tree = clone_tree(&source, true)
+        .map_err(StepError::sys(format!("cloning {}", source.display())))?;
+    attach(tree.as_fd(), target).map_err(StepError::sys(format!("binding {}", source.display())))
 }
 
 /// The host's aliases (`cpu -> cpu,cpuacct`).

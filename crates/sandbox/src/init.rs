@@ -85,7 +85,12 @@ fn build_container(
         root.as_fd(),
         &plan.bundle.dir,
         &mounts,
-        plan.in_user_namespace(),
+        mounts::MountContext {
+            in_userns: plan.in_user_namespace(),
+            own_cgroup_namespace: plan
+                .namespaces
+                .contains(bulwark_spec::NamespaceKind::Cgroup),
+        },
     )?;
     let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
     devices::create_all(root.as_fd(), &devices, plan.in_user_namespace())?;

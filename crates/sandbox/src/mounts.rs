@@ -11,6 +11,15 @@ use nix::mount::MsFlags;
 
 use crate::StepError;
 
+/// What about the container changes how its mounts are made.
+#[derive(Debug, Clone, Copy)]
+pub struct MountContext {
+    /// In a user namespace: sysfs may need a bind instead.
+    pub in_userns: bool,
+    /// In its own cgroup namespace: cgroup filesystems may be mounted fresh.
+    pub own_cgroup_namespace: bool,
+}
+
 /// One `mounts[i]` entry, ready to be made.
 struct MountSpec<'a> {
     index: usize,
@@ -40,7 +49,7 @@ pub fn mount_all(
     root: BorrowedFd<'_>,
     bundle_dir: &Path,
     mounts: &[Mount],
-    in_userns: bool,
+    ctx: MountContext,
 ) -> Result<(), StepError> {
     for (index, mount) in mounts.iter().enumerate() {
         let options = MountOptions::parse(
@@ -54,7 +63,7 @@ pub fn mount_all(
             typ: mount.typ().as_deref().unwrap_or("bind"),
             options,
         };
-        mount_one(root, bundle_dir, &spec, in_userns)
+        mount_one(root, bundle_dir, &spec, ctx)
             .map_err(|e| StepError::msg(format!("{}: {e}", spec.describe())))?;
     }
     Ok(())
@@ -64,8 +73,9 @@ fn mount_one(
     root: BorrowedFd<'_>,
     bundle_dir: &Path,
     spec: &MountSpec,
-    in_userns: bool,
+    ctx: MountContext,
 ) -> Result<(), StepError> {
+    let in_userns = ctx.in_userns;
     let destination = spec.mount.destination();
     if spec.options.bind.is_some() || spec.typ == "bind" {
         let source = bind_source(
@@ -76,7 +86,7 @@ fn mount_one(
         let target = bind_target(root, &source, destination)?;
         bind(&source, target.as_fd(), &spec.options, recursive)?;
     } else if spec.typ == "cgroup" {
-        return crate::cgroupfs::mount(root, destination, &spec.options);
+        return crate::cgroupfs::mount(root, destination, &spec.options, ctx.own_cgroup_namespace);
     } else {
         let target = mkdir_all_in_root(root, destination, 0o755)
             .map_err(StepError::sys("creating the mount point"))?;
