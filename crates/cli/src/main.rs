@@ -22,7 +22,6 @@ use clap::Parser;
 type CmdResult = Result<i32, String>;
 
 fn main() -> ExitCode {
-    bulwark_sys::process::restore_default_sigpipe();
     let cli = Cli::parse();
     let logger = log::Logger {
         file: cli.log.clone(),

@@ -164,12 +164,11 @@ pub fn close_fds_except(keep: &[std::os::fd::RawFd]) -> SysResult<()> {
     Ok(())
 }
 
-/// Puts SIGPIPE back to its default action. Rust's runtime ignores it, and an ignored
-/// signal stays ignored across exec: without this, every container process would start
-/// with SIGPIPE ignored, and `state | head` would end in a panic instead of quietly.
+/// Puts SIGPIPE back to its default action, for a process about to exec a program: Rust's
+/// runtime ignores it, and an ignored signal stays ignored across exec.
 pub fn restore_default_sigpipe() {
     // SAFETY: setting a standard signal's disposition to SIG_DFL installs no handler and
-    // touches no memory of ours; the process is still single-threaded here.
+    // touches no memory of ours.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
