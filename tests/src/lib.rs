@@ -19,5 +19,5 @@ pub use bundle::{default_config, Bundle};
 pub use clean::{assert_clean, catches_signal, mounts_under, processes_mentioning, wait_until};
 pub use fixture::{runtime_binary, Fixture, CHECKER};
 pub use paths::{target_dir, workspace_root, TempDir};
-pub use process::{default_timeout, run_captured, Output};
+pub use process::{default_timeout, run_captured, Output, Spawned};
 pub use runtime::Runtime;

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Seek};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::paths::unique_name;
@@ -85,34 +85,79 @@ pub(crate) fn try_run_captured(
     command: &mut Command,
     timeout: Duration,
 ) -> std::io::Result<Output> {
-    let (stdout_writer, mut stdout_reader) = capture_file()?;
-    let (stderr_writer, mut stderr_reader) = capture_file()?;
-    let mut child = command
-        .stdout(stdout_writer)
-        .stderr(stderr_writer)
-        .spawn()?;
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
+    Spawned::new(command)?.try_finish(timeout)
+}
+
+/// A command started in the background with its output captured, for tests that act on
+/// it while it runs (signal it, watch its container) and then wait for it, never forever.
+#[derive(Debug)]
+pub struct Spawned {
+    child: Child,
+    stdout: File,
+    stderr: File,
+}
+
+impl Spawned {
+    pub fn new(command: &mut Command) -> std::io::Result<Spawned> {
+        let (stdout_writer, stdout) = capture_file()?;
+        let (stderr_writer, stderr) = capture_file()?;
+        let child = command
+            .stdout(stdout_writer)
+            .stderr(stderr_writer)
+            .spawn()?;
+        Ok(Spawned {
+            child,
+            stdout,
+            stderr,
+        })
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the command to exit; kills it and panics after `timeout`.
+    #[track_caller]
+    pub fn finish(self, timeout: Duration) -> Output {
+        match self.try_finish(timeout) {
+            Ok(output) => output,
+            Err(e) => panic!("waiting for a spawned command: {e}"),
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let partial =
-                read_all(&mut stdout_reader) + "\n--- stderr ---\n" + &read_all(&mut stderr_reader);
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no exit after {timeout:?}; killed it. stdout so far:\n{partial}"),
-            ));
+    }
+
+    fn try_finish(mut self, timeout: Duration) -> std::io::Result<Output> {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let partial =
+                    read_all(&mut self.stdout) + "\n--- stderr ---\n" + &read_all(&mut self.stderr);
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no exit after {timeout:?}; killed it. stdout so far:\n{partial}"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Ok(Output {
+            status,
+            stdout: read_all(&mut self.stdout),
+            stderr: read_all(&mut self.stderr),
+        })
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Ok(Output {
-        status,
-        stdout: read_all(&mut stdout_reader),
-        stderr: read_all(&mut stderr_reader),
-    })
+    }
 }
 
 /// An unlinked temp file, opened twice: a writer for the child and a reader of our own

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bulwark_tests::{
     catches_signal, default_config, default_timeout, run_captured, wait_until, Bundle, Fixture,
-    Output, CHECKER,
+    Output, Spawned, CHECKER,
 };
 use serde_json::{json, Value};
 
@@ -128,40 +128,26 @@ fn checker_probes() {
     assert_eq!(not_exec.code(), Some(126), "{not_exec}");
 }
 
-/// Kills the child if the test fails before waiting for it.
-struct KillOnDrop(Option<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 #[test]
 fn wait_signal_names_the_signal_and_exits_128_plus_signo() {
-    let mut child = KillOnDrop(Some(
+    let child = Spawned::new(
         Command::new("chroot")
             .arg(Fixture::get().rootfs())
             .args([CHECKER, "wait-signal"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
+            .stdin(Stdio::null()),
+    )
+    .unwrap();
     // chroot execs the checker in place, so the pid is the checker's.
-    let pid = child.0.as_ref().map_or(0, |c| c.id() as i32);
+    let pid = child.id() as i32;
     wait_until(
         Duration::from_secs(10),
         "the checker catches SIGUSR1",
         || catches_signal(pid, libc::SIGUSR1),
     );
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGUSR1).unwrap();
-    let output = child.0.take().unwrap().wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "SIGUSR1\n");
-    assert_eq!(output.status.code(), Some(128 + libc::SIGUSR1));
+    let output = child.finish(default_timeout());
+    assert_eq!(output.stdout, "SIGUSR1\n");
+    output.assert_code(128 + libc::SIGUSR1);
 }
 
 #[test]

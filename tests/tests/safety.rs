@@ -4,7 +4,7 @@
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use bulwark_tests::{mounts_under, Bundle, Runtime, TempDir, CHECKER};
+use bulwark_tests::{mounts_under, Bundle, Runtime, Spawned, TempDir, CHECKER};
 use serde_json::json;
 
 #[test]
@@ -55,10 +55,9 @@ fn launching_commands_run_from_a_read_only_mount() {
     let rt = Runtime::new();
     let bundle = Bundle::with(|c| c["process"]["args"] = json!([CHECKER, "sleep", "600"]));
     let id = rt.unique_id();
-    let mut child = rt
-        .command(["run", "--bundle", bundle.path().to_str().unwrap(), &id])
-        .spawn()
-        .unwrap();
+    let child =
+        Spawned::new(&mut rt.command(["run", "--bundle", bundle.path().to_str().unwrap(), &id]))
+            .unwrap();
     bulwark_tests::wait_until(
         std::time::Duration::from_secs(10),
         "the container to run",
@@ -71,7 +70,7 @@ fn launching_commands_run_from_a_read_only_mount() {
         "the foreground runtime runs from a writable mount"
     );
     rt.cmd(["kill", &id, "KILL"]).assert_success();
-    child.wait().unwrap();
+    child.finish(bulwark_tests::default_timeout());
     rt.assert_clean(&bundle);
 }
 

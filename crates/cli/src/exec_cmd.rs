@@ -33,12 +33,13 @@ pub fn exec(root: &StateRoot, a: &ExecArgs) -> CmdResult {
         console: theirs,
         preserve_fds: a.preserve_fds,
     };
+    let signals = (!a.detach).then(foreground::Signals::catch).transpose()?;
     let spawned = runtime::exec(root, &a.id, options).map_err(|e| e.to_string())?;
     let master = ours.as_ref().map(foreground::receive_master).transpose()?;
-    if a.detach {
-        return Ok(0);
+    match signals {
+        Some(signals) => foreground::wait(signals, spawned.pid, master),
+        None => Ok(0),
     }
-    foreground::wait(spawned.pid, master)
 }
 
 fn build_process(root: &StateRoot, a: &ExecArgs) -> Result<Process, String> {

@@ -5,7 +5,7 @@ use std::os::unix::net::UnixStream;
 
 use bulwark_runtime::{self as runtime, CreateOptions, StateRoot};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::termios;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -44,6 +44,7 @@ pub fn run(
         None
     };
     let id = a.create.id.clone();
+    let signals = (!a.detach).then(Signals::catch).transpose()?;
     let (container, spawned) = runtime::create(root, options).map_err(|e| e.to_string())?;
     drop(container);
     let master = match relay.as_ref().map(receive_master).transpose() {
@@ -64,10 +65,10 @@ pub fn run(
             return Err(e.to_string());
         }
     }
-    if a.detach {
+    let Some(signals) = signals else {
         return Ok(0);
-    }
-    let code = wait(spawned.pid, master)?;
+    };
+    let code = wait(signals, spawned.pid, master)?;
     if !a.keep {
         for warning in runtime::delete(root, &id, true).map_err(|e| e.to_string())? {
             logger.warn(&warning);
@@ -100,14 +101,34 @@ fn forwarded() -> SigSet {
     set
 }
 
+/// The forwarded signals, blocked and readable from a signalfd. Made before the
+/// container is created, so that a signal sent to us at any point after that is queued
+/// for the container instead of killing us and leaving the container behind.
+pub struct Signals {
+    set: SigSet,
+    fd: SignalFd,
+}
+
+impl Signals {
+    pub fn catch() -> Result<Signals, String> {
+        let set = forwarded();
+        set.thread_block()
+            .map_err(|e| format!("blocking signals: {e}"))?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| format!("signalfd: {e}"))?;
+        Ok(Signals { set, fd })
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        let _ = self.set.thread_unblock();
+    }
+}
+
 /// Waits for `pid`, forwarding signals and relaying the terminal; returns its exit code.
-pub fn wait(pid: Pid, master: Option<OwnedFd>) -> Result<i32, String> {
-    let signals = forwarded();
-    signals
-        .thread_block()
-        .map_err(|e| format!("blocking signals: {e}"))?;
-    let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC)
-        .map_err(|e| format!("signalfd: {e}"))?;
+pub fn wait(signals: Signals, pid: Pid, master: Option<OwnedFd>) -> Result<i32, String> {
+    let signal_fd = &signals.fd;
     let _raw = master.as_ref().map(|_| RawTerminal::enter());
     if let Some(master) = &master {
         copy_window_size(master);
@@ -165,8 +186,7 @@ pub fn wait(pid: Pid, master: Option<OwnedFd>) -> Result<i32, String> {
             }
         }
     }
-    let _ = signals.thread_unblock();
-    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&signals), None);
+    drop(signals);
     Ok(exit.unwrap_or(0))
 }
 

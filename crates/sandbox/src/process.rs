@@ -414,8 +414,9 @@ pub fn exec(path: &Path, process: &Process) -> StepError {
             .collect::<Result<_, _>>()?;
         Ok((program, args, env))
     };
-    // The runtime ignores SIGPIPE (Rust does); an ignored signal stays ignored across exec.
-    bulwark_sys::process::restore_default_sigpipe();
+    // The program starts with no signal ignored or blocked, whatever the runtime or the
+    // engine that started it had.
+    bulwark_sys::process::reset_signals();
     match build() {
         Ok((program, args, env)) => match nix::unistd::execve(&program, &args, &env) {
             Err(nix::errno::Errno::EACCES) => StepError::msg(format!(

@@ -164,12 +164,42 @@ pub fn close_fds_except(keep: &[std::os::fd::RawFd]) -> SysResult<()> {
     Ok(())
 }
 
-/// Puts SIGPIPE back to its default action, for a process about to exec a program: Rust's
-/// runtime ignores it, and an ignored signal stays ignored across exec.
-pub fn restore_default_sigpipe() {
-    // SAFETY: setting a standard signal's disposition to SIG_DFL installs no handler and
-    // touches no memory of ours.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+/// The kernel's `struct sigaction` for `rt_sigaction` (x86_64 and aarch64 layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Gives every signal its default action and unblocks them all, for a process about to
+/// exec a container's program: an ignored signal and the signal mask survive exec, and
+/// the runtime ignores SIGPIPE (Rust does) and blocks the signals it forwards. The raw
+/// system call reaches the two real-time signals that glibc keeps to itself.
+pub fn reset_signals() {
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for signo in 1..=libc::SIGRTMAX() {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler, so no code of ours can run from a signal;
+        // the kernel only reads `default`, which outlives the call, and the size given is
+        // that of its 64-bit mask.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signo,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                std::mem::size_of::<u64>(),
+            );
+        }
     }
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
 }
