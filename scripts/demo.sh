@@ -4,9 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (containers need privileges until rootless mode lands)" >&2; exit 1; }
-if ! dpkg -s busybox-static >/dev/null 2>&1; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
-fi
+scripts/deps.sh
 cargo build --release -q -p bulwark-cli
 runtime="$PWD/target/release/bulwark-runtime"
 bundle=$(mktemp -d /tmp/bulwark-demo.XXXXXX)

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test: run as root: the integration tests create real containers" >&2; exit 1; }
+scripts/deps.sh
 cargo build -q -p bulwark-cli
 export BULWARK_RUNTIME="$PWD/target/debug/bulwark-runtime"
 cargo test --workspace --no-fail-fast "$@"

@@ -141,11 +141,6 @@ fn unsupported_fields_are_refused_not_ignored() {
     let rt = Runtime::new();
     refused(
         &rt,
-        &with(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ERRNO"})),
-        &["linux.seccomp", "not supported"],
-    );
-    refused(
-        &rt,
         &with(|c| c["linux"]["netDevices"] = json!({"eth9": {"name": "eth0"}})),
         &["linux.netDevices", "not supported"],
     );
@@ -159,6 +154,54 @@ fn unsupported_fields_are_refused_not_ignored() {
         &rt,
         &with(|c| c["linux"]["intelRdt"] = json!({"closID": "x"})),
         &["linux.intelRdt"],
+    );
+}
+
+#[test]
+fn bad_seccomp_profiles_name_the_field() {
+    let rt = Runtime::new();
+    let profile = |seccomp: serde_json::Value| with(|c| c["linux"]["seccomp"] = seccomp);
+    let allow_read = |extra: serde_json::Value| {
+        let mut rule = json!({"names": ["read"], "action": "SCMP_ACT_ALLOW"});
+        rule.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [rule]})
+    };
+    refused(
+        &rt,
+        &profile(json!({"defaultAction": "SCMP_ACT_SOMETIMES"})),
+        &["linux.seccomp.defaultAction", "SCMP_ACT_SOMETIMES"],
+    );
+    refused(
+        &rt,
+        &profile(allow_read(
+            json!({"args": [{"index": 7, "value": 0, "op": "SCMP_CMP_EQ"}]}),
+        )),
+        &["linux.seccomp.syscalls[0].args[0].index", "7", "0 to 5"],
+    );
+    refused(
+        &rt,
+        &profile(allow_read(
+            json!({"args": [{"index": 0, "value": 0, "op": "SCMP_CMP_SIMILAR"}]}),
+        )),
+        &["linux.seccomp.syscalls[0].args[0].op", "SCMP_CMP_SIMILAR"],
+    );
+    refused(
+        &rt,
+        &profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]})),
+        &["linux.seccomp.listenerPath"],
+    );
+    refused(
+        &rt,
+        &profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]})),
+        &["linux.seccomp.architectures[0]", "SCMP_ARCH_VAX"],
+    );
+    refused(
+        &rt,
+        &profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_FAST"]})),
+        &["linux.seccomp.flags[0]", "SECCOMP_FILTER_FLAG_FAST"],
     );
 }
 

@@ -305,7 +305,15 @@ fn version_and_features() {
     let namespaces = features["linux"]["namespaces"].as_array().unwrap();
     assert_eq!(namespaces.len(), 8);
     // Truthful: what is not implemented is reported as such.
-    assert_eq!(features["linux"]["seccomp"]["enabled"], false);
+    assert_eq!(features["linux"]["seccomp"]["enabled"], true);
+    assert_eq!(
+        features["linux"]["seccomp"]["operators"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+    assert_eq!(features["linux"]["apparmor"]["enabled"], false);
     assert_eq!(features["linux"]["cgroup"]["v1"], true);
     assert_eq!(features["linux"]["cgroup"]["systemd"], false);
     let options: Vec<&str> = features["mountOptions"]

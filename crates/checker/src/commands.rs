@@ -1,4 +1,4 @@
-//! The small probe subcommands: exit, sleep, wait-signal, open, cat and stat.
+//! The small probe subcommands: exit, sleep, wait-signal, open, cat, stat and syscall.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -79,6 +79,27 @@ pub fn open(path: &OsStr, mode: &OsStr) -> Result<i32, Usage> {
     let flags = access | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
     match nix::fcntl::open(path, flags, Mode::empty()) {
         Ok(_fd) => say("ok"),
+        Err(errno) => say(&errno_name(errno)),
+    }
+    Ok(0)
+}
+
+/// `syscall NR [ARG...]`: makes system call NR with up to six integer arguments and
+/// prints `ok RESULT` or the errno name.
+pub fn syscall(number: &OsStr, args: &[std::ffi::OsString]) -> Result<i32, Usage> {
+    if args.len() > 6 {
+        return Err(Usage(format!(
+            "syscall takes at most 6 arguments, not {}",
+            args.len()
+        )));
+    }
+    let number: libc::c_long = self::number("syscall number", number)?;
+    let mut values = [0 as libc::c_ulong; 6];
+    for (slot, arg) in values.iter_mut().zip(args) {
+        *slot = self::number("syscall argument", arg)?;
+    }
+    match kernel::raw_syscall(number, values) {
+        Ok(ret) => say(&format!("ok {ret}")),
         Err(errno) => say(&errno_name(errno)),
     }
     Ok(0)

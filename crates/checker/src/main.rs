@@ -21,7 +21,8 @@ const USAGE: &str = "usage: bulwark-check report
        bulwark-check wait-signal
        bulwark-check open PATH r|w|rw
        bulwark-check cat PATH
-       bulwark-check stat PATH";
+       bulwark-check stat PATH
+       bulwark-check syscall NR [ARG...]";
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -49,6 +50,7 @@ fn run(args: &[OsString]) -> Result<i32, Usage> {
         ("open", [path, mode]) => commands::open(path, mode),
         ("cat", [path]) => Ok(commands::cat(path)),
         ("stat", [path]) => Ok(commands::stat(path)),
+        ("syscall", [number, args @ ..]) => commands::syscall(number, args),
         ("", _) => Err(Usage("no command given".into())),
         _ => Err(Usage(format!(
             "unknown command or wrong operands: {args:?}"

@@ -45,8 +45,10 @@ pub fn run(
     };
     let id = a.create.id.clone();
     let signals = (!a.detach).then(Signals::catch).transpose()?;
-    let (container, spawned) = runtime::create(root, options).map_err(|e| e.to_string())?;
-    drop(container);
+    let created = runtime::create(root, options).map_err(|e| e.to_string())?;
+    created.notes.iter().for_each(|n| logger.debug(n));
+    let spawned = created.spawned;
+    drop(created.container);
     let master = match relay.as_ref().map(receive_master).transpose() {
         Ok(master) => master,
         Err(e) => {

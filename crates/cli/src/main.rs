@@ -57,7 +57,9 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
             Ok(0)
         }
         Command::Create(a) => {
-            let (_container, spawned) = runtime::create(&root, create_options(&a)).map_err(e)?;
+            let created = runtime::create(&root, create_options(&a)).map_err(e)?;
+            created.notes.iter().for_each(|n| logger.debug(n));
+            let spawned = created.spawned;
             logger.debug(&format!(
                 "container {} created, init pid {}",
                 a.id, spawned.pid

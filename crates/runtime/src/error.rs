@@ -20,6 +20,8 @@ pub enum RuntimeError {
     #[error(transparent)]
     Spec(#[from] bulwark_spec::SpecError),
     #[error(transparent)]
+    Seccomp(#[from] bulwark_seccomp::SeccompError),
+    #[error(transparent)]
     Launch(#[from] bulwark_sandbox::LaunchError),
     #[error("{what} {}: {source}", path.display())]
     Io {

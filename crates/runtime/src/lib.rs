@@ -10,6 +10,7 @@ mod id;
 mod lifecycle;
 mod procs;
 mod resources;
+mod seccomp;
 mod state;
 
 pub use bulwark_cgroups::{Limit, Stats};
@@ -17,7 +18,7 @@ pub use container::{Container, StateRoot};
 pub use error::RuntimeError;
 pub use id::validate_id;
 pub use lifecycle::{
-    create, delete, exec, kill, parse_signal, processes, start, state_of, CreateOptions,
+    create, delete, exec, kill, parse_signal, processes, start, state_of, CreateOptions, Created,
     ExecOptions,
 };
 pub use procs::container_pids;

@@ -50,15 +50,22 @@ fn console_for(
     Ok(Some(OwnedFd::from(stream)))
 }
 
+/// A created container.
+#[derive(Debug)]
+pub struct Created {
+    pub container: Container,
+    pub spawned: Spawned,
+    /// Lines for `--debug`.
+    pub notes: Vec<String>,
+}
+
 /// `create`: everything up to the user's program, which waits for `start`.
-pub fn create(
-    root: &StateRoot,
-    mut options: CreateOptions,
-) -> Result<(Container, Spawned), RuntimeError> {
+pub fn create(root: &StateRoot, mut options: CreateOptions) -> Result<Created, RuntimeError> {
     crate::validate_id(&options.id)?;
     let bundle = load_bundle(&options.bundle)?;
     check_host_support(&bundle.spec)?;
     let namespaces = NamespacePlan::from_spec(&bundle.spec)?;
+    let (seccomp, notes) = crate::seccomp::compile(&bundle.spec)?;
     let process = bundle.spec.process().clone().ok_or_else(|| {
         RuntimeError::Invalid(
             "config.json: process is missing (expected the process to run)".into(),
@@ -75,9 +82,14 @@ pub fn create(
         namespaces,
         process,
         console,
+        seccomp,
     };
     match launch(&container, request, &options) {
-        Ok(spawned) => Ok((container, spawned)),
+        Ok(spawned) => Ok(Created {
+            container,
+            spawned,
+            notes,
+        }),
         Err(e) => {
             let _ = container.remove();
             Err(e)
@@ -91,6 +103,7 @@ struct Request {
     namespaces: NamespacePlan,
     process: Process,
     console: Option<OwnedFd>,
+    seccomp: Option<bulwark_seccomp::Filter>,
 }
 
 fn launch(
@@ -141,6 +154,7 @@ fn spawn(
         namespaces,
         process,
         console,
+        seccomp,
     } = request;
     let placement = match cgroups
         .clone_into_fd()
@@ -162,6 +176,7 @@ fn spawn(
             preserve_fds: options.preserve_fds,
         },
         placement,
+        seccomp,
     };
     let spec = plan.bundle.spec.clone();
     let template = saved.clone();
@@ -169,6 +184,7 @@ fn spawn(
         spec: &spec,
         template: &template,
         cgroups,
+        listener: plan.seccomp.as_ref().and_then(|f| f.listener.as_ref()),
     };
     let spawned = bulwark_sandbox::spawn_container(&plan, &mut parent_hooks);
     let spawned = match spawned {
@@ -203,9 +219,17 @@ struct LaunchHooks<'a> {
     spec: &'a bulwark_spec::runtime::Spec,
     template: &'a SavedState,
     cgroups: &'a dyn bulwark_cgroups::CgroupManager,
+    listener: Option<&'a bulwark_seccomp::Listener>,
 }
 
 impl bulwark_sandbox::ParentHooks for LaunchHooks<'_> {
+    fn seccomp_listener(&mut self, pid: nix::unistd::Pid, fd: OwnedFd) -> Result<(), String> {
+        let listener = self.listener.ok_or("no linux.seccomp.listenerPath")?;
+        let mut state = self.template.oci(Status::Creating);
+        state.pid = pid.as_raw();
+        crate::seccomp::send_to_agent(listener, &state, pid.as_raw(), fd)
+    }
+
     fn place(&mut self, pid: nix::unistd::Pid) -> Result<(), String> {
         self.cgroups
             .add_process(pid.as_raw())
@@ -526,6 +550,7 @@ pub fn exec(root: &StateRoot, id: &str, mut options: ExecOptions) -> Result<Spaw
         options.console.take(),
     )?;
     let namespaces = NamespacePlan::from_spec(&saved.config)?;
+    let (seccomp, _) = crate::seccomp::compile(&saved.config)?;
     let cgroups = crate::cgroups::existing(&container.dir, Some(&saved.cgroup_paths));
     let plan = ExecPlan {
         placed_by_parent: cgroups.is_some(),
@@ -537,15 +562,39 @@ pub fn exec(root: &StateRoot, id: &str, mut options: ExecOptions) -> Result<Spaw
             preserve_fds: options.preserve_fds,
         },
         no_new_keyring: false,
+        seccomp,
     };
-    let spawned = bulwark_sandbox::exec::spawn_exec(&plan, &mut |pid| match &cgroups {
-        Some(cgroups) => cgroups.add_process(pid.as_raw()).map_err(|e| e.to_string()),
-        None => Ok(()),
-    })?;
+    let mut hooks = ExecHooks {
+        cgroups: cgroups.as_deref(),
+        listener: plan.seccomp.as_ref().and_then(|f| f.listener.as_ref()),
+        state: saved.oci(status),
+    };
+    let spawned = bulwark_sandbox::exec::spawn_exec(&plan, &mut hooks)?;
     if let Some(path) = &options.pid_file {
         write_pid_file(path, spawned.pid.as_raw())?;
     }
     Ok(spawned)
+}
+
+/// The runtime's part in an exec.
+struct ExecHooks<'a> {
+    cgroups: Option<&'a dyn bulwark_cgroups::CgroupManager>,
+    listener: Option<&'a bulwark_seccomp::Listener>,
+    state: OciState,
+}
+
+impl bulwark_sandbox::exec::ExecHooks for ExecHooks<'_> {
+    fn place(&mut self, pid: nix::unistd::Pid) -> Result<(), String> {
+        match self.cgroups {
+            Some(cgroups) => cgroups.add_process(pid.as_raw()).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    fn seccomp_listener(&mut self, pid: nix::unistd::Pid, fd: OwnedFd) -> Result<(), String> {
+        let listener = self.listener.ok_or("no linux.seccomp.listenerPath")?;
+        crate::seccomp::send_to_agent(listener, &self.state, pid.as_raw(), fd)
+    }
 }
 
 /// The OCI state of a container, as `state` prints it (`creating` while `create` runs).

@@ -1,14 +1,12 @@
 //! `process.terminal`: a pty made inside the container, its master handed to whoever
 //! listens on the console socket (SCM_RIGHTS, as runc does), its slave the process's stdio.
-use std::io::IoSlice;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use bulwark_spec::runtime::Box as ConsoleSize;
 use bulwark_sys::fs::{open_path_in_root, touch_in_root};
 use bulwark_sys::mount::{attach, clone_tree};
 use nix::fcntl::OFlag;
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 use crate::StepError;
 
@@ -44,18 +42,9 @@ pub fn attach_terminal(
         bulwark_sys::tty::set_window_size(slave.as_fd(), size.height() as u16, size.width() as u16)
             .map_err(StepError::sys("setting the window size"))?;
     }
-    let fds = [master.as_raw_fd()];
-    let payload = b"/dev/ptmx";
-    sendmsg::<()>(
-        socket.as_raw_fd(),
-        &[IoSlice::new(payload)],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .map_err(StepError::sys(
-        "sending the pty master over the console socket",
-    ))?;
+    bulwark_sys::socket::send_fd(socket.as_fd(), master.as_fd(), b"/dev/ptmx").map_err(
+        StepError::sys("sending the pty master over the console socket"),
+    )?;
     drop(master);
     if bind_dev_console {
         bind_console(&slave_name)?;

@@ -43,4 +43,6 @@ pub enum LaunchError {
     Hook(String),
     #[error("cgroups: {0}")]
     Cgroup(String),
+    #[error("seccomp agent (linux.seccomp.listenerPath): {0}")]
+    Seccomp(String),
 }

@@ -1,7 +1,7 @@
 //! `exec`: a new process inside a running container. A forked stage joins all of the
 //! container's namespaces at once through a pidfd, then forks the process itself so it
 //! lands in the container's pid and time namespaces.
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use bulwark_spec::namespaces::clone_flag;
 use bulwark_spec::NamespaceKind;
@@ -12,14 +12,12 @@ use nix::sys::wait::waitpid;
 use crate::message::{channel_pair, Channel, ToParent};
 use crate::parent::{fork_stage, Spawned};
 use crate::plan::ExecPlan;
+use crate::seccomp::{self, Before};
 use crate::{console, process, LaunchError, StepError};
 
 /// Starts the exec'd process and returns once its program is running (the stage socket,
 /// close-on-exec, closes on a successful exec).
-pub fn spawn_exec(
-    plan: &ExecPlan,
-    place: &mut dyn FnMut(nix::unistd::Pid) -> Result<(), String>,
-) -> Result<Spawned, LaunchError> {
+pub fn spawn_exec(plan: &ExecPlan, hooks: &mut dyn ExecHooks) -> Result<Spawned, LaunchError> {
     let (ours, theirs) = channel_pair()?;
     nix::sys::prctl::set_child_subreaper(true).map_err(StepError::sys("PR_SET_CHILD_SUBREAPER"))?;
     let (stage_pid, _stage_fd) = fork_stage(|| {
@@ -37,7 +35,7 @@ pub fn spawn_exec(
         }
     })?;
     drop(theirs);
-    let result = wait_for_exec(&ours, plan.placed_by_parent, place);
+    let result = wait_for_exec(&ours, plan.placed_by_parent, hooks);
     let _ = waitpid(stage_pid, None);
     let pid = result?;
     let pidfd =
@@ -45,10 +43,18 @@ pub fn spawn_exec(
     Ok(Spawned { pid, pidfd })
 }
 
+/// What the runtime does for an exec at its fixed points.
+pub trait ExecHooks {
+    /// Adds the process to the container's cgroups.
+    fn place(&mut self, pid: nix::unistd::Pid) -> Result<(), String>;
+    /// Hands the seccomp notification fd to the agent.
+    fn seccomp_listener(&mut self, pid: nix::unistd::Pid, fd: OwnedFd) -> Result<(), String>;
+}
+
 fn wait_for_exec(
     channel: &Channel,
     placed_by_parent: bool,
-    place: &mut dyn FnMut(nix::unistd::Pid) -> Result<(), String>,
+    hooks: &mut dyn ExecHooks,
 ) -> Result<nix::unistd::Pid, LaunchError> {
     let mut pid = None;
     let mut ready = false;
@@ -58,13 +64,20 @@ fn wait_for_exec(
                 let child = nix::unistd::Pid::from_raw(raw);
                 pid = Some(child);
                 if placed_by_parent {
-                    if let Err(e) = place(child) {
+                    if let Err(e) = hooks.place(child) {
                         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                         let _ = waitpid(child, None);
                         return Err(LaunchError::Cgroup(e));
                     }
                     channel.send(&crate::message::ToChild::Placed)?;
                 }
+            }
+            Some(ToParent::SeccompListener) => {
+                let fd = channel.recv_fd()?;
+                let child = pid.ok_or_else(|| LaunchError::Child("no pid reported".into()))?;
+                hooks
+                    .seccomp_listener(child, fd)
+                    .map_err(LaunchError::Seccomp)?;
             }
             Some(ToParent::Ready) => ready = true,
             Some(ToParent::Failed(reason)) => {
@@ -127,17 +140,23 @@ fn run_process(plan: &ExecPlan, channel: &Channel) -> Result<std::convert::Infal
     }
     process::apply_privileged_settings(process, None)?;
     process::enter_cwd(process.cwd())?;
-    process::switch_user(process)?;
     let args = process.args().clone().unwrap_or_default();
     let env = process.env().clone().unwrap_or_default();
     let program = process::resolve_executable(&args[0], &env)?;
+    bulwark_sys::process::cloexec_from(3 + plan.process.preserve_fds)
+        .map_err(StepError::sys("closing inherited fds"))?;
+    // As in the init: signals reset, then only what must follow the filter.
+    bulwark_sys::process::reset_signals();
+    let seccomp = plan.seccomp.as_ref();
+    process::switch_user(process, || {
+        seccomp::install_at(Before::CapabilityDrop, seccomp, process, None)
+    })?;
     if process.no_new_privileges().unwrap_or(false) {
         nix::sys::prctl::set_no_new_privs().map_err(StepError::sys("setting noNewPrivileges"))?;
     }
-    bulwark_sys::process::cloexec_from(3 + plan.process.preserve_fds)
-        .map_err(StepError::sys("closing inherited fds"))?;
+    seccomp::install_at(Before::Ready, seccomp, process, Some(channel))?;
     channel.send(&ToParent::Ready)?;
-    Err(process::exec(&program, process))
+    Err(process::exec(&program, process, seccomp))
 }
 
 /// The namespace kinds a container's config lists, for [`ExecPlan::namespaces`].

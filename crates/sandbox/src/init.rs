@@ -11,6 +11,7 @@ use nix::fcntl::OFlag;
 
 use crate::message::{Channel, ToChild, ToParent};
 use crate::plan::ContainerPlan;
+use crate::seccomp::{self, Before};
 use crate::{console, devices, hooks, idmap, mounts, paths, pivot, process, sysctl, StepError};
 
 /// Runs the init stage; returns an exit code only if the exec did not happen.
@@ -135,6 +136,8 @@ fn build_container(
     let program = process::resolve_executable(&args[0], &env)?;
     bulwark_sys::process::cloexec_from(3 + plan.process.preserve_fds)
         .map_err(StepError::sys("closing inherited fds"))?;
+    let seccomp = plan.seccomp.as_ref();
+    seccomp::install_at(Before::Ready, seccomp, process, Some(channel))?;
     channel.send(&ToParent::Ready)?;
     Ok(Ready {
         fifo,
@@ -178,7 +181,7 @@ fn set_identity(plan: &ContainerPlan) -> Result<(), StepError> {
     Ok(())
 }
 
-/// After `start`: startContainer hooks, the user switch, no_new_privs, the exec.
+/// After `start`: startContainer hooks, the user switch, no_new_privs, seccomp, the exec.
 fn start_program(plan: &ContainerPlan, ready: Ready) -> Result<Infallible, StepError> {
     // The fifo's write end stays open (close-on-exec) until the exec: `start` waits for
     // it to close so poststart hooks run only once the program runs.
@@ -198,7 +201,12 @@ fn start_program(plan: &ContainerPlan, ready: Ready) -> Result<Infallible, StepE
         &state_with_status(&ready.state, "created"),
     )
     .map_err(StepError::Message)?;
-    process::switch_user(process)?;
+    // The program starts with no signal ignored or blocked, whatever the runtime or the
+    // engine that started it had; done before the seccomp filter may forbid it.
+    bulwark_sys::process::reset_signals();
+    process::switch_user(process, || {
+        seccomp::install_at(Before::CapabilityDrop, plan.seccomp.as_ref(), process, None)
+    })?;
     if process.no_new_privileges().unwrap_or(false) {
         nix::sys::prctl::set_no_new_privs().map_err(StepError::sys("setting noNewPrivileges"))?;
     }
@@ -209,7 +217,11 @@ fn start_program(plan: &ContainerPlan, ready: Ready) -> Result<Infallible, StepE
     {
         process::set_affinity(cpus, "process.execCPUAffinity.final")?;
     }
-    Err(process::exec(&ready.program, process))
+    Err(process::exec(
+        &ready.program,
+        process,
+        plan.seccomp.as_ref(),
+    ))
 }
 
 /// Blocks until `start` opens the fifo's read end.

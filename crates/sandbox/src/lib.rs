@@ -28,6 +28,7 @@ mod paths;
 mod pivot;
 mod plan;
 mod process;
+mod seccomp;
 mod sysctl;
 
 pub use error::{LaunchError, StepError};

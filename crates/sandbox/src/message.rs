@@ -17,6 +17,9 @@ pub enum ToParent {
     InitPid(i32),
     /// Mounts are done, the root is not pivoted yet: run `prestart` and `createRuntime`.
     RunRuntimeHooks,
+    /// The seccomp filter is installed; the next datagram carries its notification fd
+    /// for the agent at `linux.seccomp.listenerPath`.
+    SeccompListener,
     /// Setup is complete; the init waits on the exec fifo (create) or execs now (exec).
     Ready,
     /// Setup failed; the process exits after sending this.
@@ -64,6 +67,18 @@ impl Channel {
         nix::unistd::write(self.0.as_fd(), &bytes)
             .map_err(StepError::sys("sending a stage message"))?;
         Ok(())
+    }
+
+    /// Sends an fd (after a message that says what it is).
+    pub fn send_fd(&self, fd: std::os::fd::BorrowedFd<'_>) -> Result<(), StepError> {
+        bulwark_sys::socket::send_fd(self.0.as_fd(), fd, b"fd")
+            .map_err(StepError::sys("sending an fd over the stage socket"))
+    }
+
+    /// Receives the fd the other side sent with [`Channel::send_fd`].
+    pub fn recv_fd(&self) -> Result<OwnedFd, StepError> {
+        bulwark_sys::socket::recv_fd(self.0.as_fd())
+            .map_err(StepError::sys("receiving an fd over the stage socket"))
     }
 
     /// Receives one message; `Ok(None)` when the other side closed the socket.

@@ -43,6 +43,8 @@ pub trait ParentHooks {
     /// Runs the `prestart` and `createRuntime` hooks for the init `pid`; returns the
     /// state JSON the container-side hooks get, or the hook failure.
     fn runtime_hooks(&mut self, pid: Pid) -> Result<String, String>;
+    /// Hands the init's seccomp notification fd to the agent (`linux.seccomp.listenerPath`).
+    fn seccomp_listener(&mut self, pid: Pid, fd: OwnedFd) -> Result<(), String>;
 }
 
 /// Starts the container's init, calling `hooks` at their points.
@@ -142,6 +144,12 @@ fn converse(
             ToParent::RunRuntimeHooks => {
                 let state = hooks.runtime_hooks(init).map_err(LaunchError::Hook)?;
                 channel.send(&ToChild::RuntimeHooksDone { state })?;
+            }
+            ToParent::SeccompListener => {
+                let fd = channel.recv_fd()?;
+                hooks
+                    .seccomp_listener(init, fd)
+                    .map_err(LaunchError::Seccomp)?;
             }
             ToParent::Ready => return Ok(init),
             ToParent::Failed(reason) => return Err(LaunchError::Child(reason)),

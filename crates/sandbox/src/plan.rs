@@ -51,6 +51,8 @@ pub struct ContainerPlan {
     pub no_new_keyring: bool,
     pub process: ProcessPlan,
     pub placement: Placement,
+    /// `linux.seccomp`, compiled by the runtime.
+    pub seccomp: Option<bulwark_seccomp::Filter>,
 }
 
 impl ContainerPlan {
@@ -97,4 +99,6 @@ pub struct ExecPlan {
     pub process: ProcessPlan,
     /// The container's `noNewPrivileges`-independent settings come from the process.
     pub no_new_keyring: bool,
+    /// The container's `linux.seccomp`, compiled by the runtime: exec'd processes get it too.
+    pub seccomp: Option<bulwark_seccomp::Filter>,
 }

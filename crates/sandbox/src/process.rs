@@ -323,7 +323,12 @@ pub fn no_capabilities() -> bulwark_spec::runtime::LinuxCapabilities {
 }
 
 /// Takes on `process.user` (groups, gid, uid, umask) and `process.capabilities`.
-pub fn switch_user(process: &Process) -> Result<(), StepError> {
+/// `before_narrowing` runs once the ids are switched, while every permitted capability
+/// is still effective (the seccomp filter goes on there when it needs CAP_SYS_ADMIN).
+pub fn switch_user(
+    process: &Process,
+    before_narrowing: impl FnOnce() -> Result<(), StepError>,
+) -> Result<(), StepError> {
     // Not `unwrap_or_default()`: oci-spec's default grants capabilities; absent means none.
     let wanted = process
         .capabilities()
@@ -381,6 +386,7 @@ pub fn switch_user(process: &Process) -> Result<(), StepError> {
     };
     // The kernel wants effective within permitted at every step: narrow effective first.
     caps::set(None, CapSet::Effective, &kept).map_err(cap_err("effective"))?;
+    before_narrowing()?;
     caps::set(None, CapSet::Inheritable, &inheritable).map_err(cap_err("inheritable"))?;
     caps::set(None, CapSet::Effective, &effective).map_err(cap_err("effective"))?;
     caps::set(None, CapSet::Permitted, &permitted).map_err(cap_err(
@@ -394,7 +400,11 @@ pub fn switch_user(process: &Process) -> Result<(), StepError> {
 }
 
 /// Replaces the process with the user's program; returns only on failure.
-pub fn exec(path: &Path, process: &Process) -> StepError {
+pub fn exec(
+    path: &Path,
+    process: &Process,
+    seccomp: Option<&bulwark_seccomp::Filter>,
+) -> StepError {
     let to_c =
         |s: &str| CString::new(s).map_err(|_| StepError::msg(format!("{s:?} contains a NUL byte")));
     let build = || -> Result<(CString, Vec<CString>, Vec<CString>), StepError> {
@@ -414,10 +424,11 @@ pub fn exec(path: &Path, process: &Process) -> StepError {
             .collect::<Result<_, _>>()?;
         Ok((program, args, env))
     };
-    // The program starts with no signal ignored or blocked, whatever the runtime or the
-    // engine that started it had.
-    bulwark_sys::process::reset_signals();
-    match build() {
+    let ready = build().and_then(|built| {
+        crate::seccomp::install_at(crate::seccomp::Before::Exec, seccomp, process, None)?;
+        Ok(built)
+    });
+    match ready {
         Ok((program, args, env)) => match nix::unistd::execve(&program, &args, &env) {
             Err(nix::errno::Errno::EACCES) => StepError::msg(format!(
                 "exec: {:?}: permission denied",

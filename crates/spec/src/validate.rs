@@ -315,11 +315,6 @@ fn check_linux(linux: &Linux, plan: &NamespacePlan) -> Result<(), SpecError> {
     // depends on the host (bulwark-cgroups names the field when a value cannot be applied).
     let unsupported = [
         (
-            "linux.seccomp",
-            linux.seccomp().is_some(),
-            "seccomp is not supported yet",
-        ),
-        (
             "linux.intelRdt",
             linux.intel_rdt().is_some(),
             "Intel RDT is not supported",
@@ -427,10 +422,6 @@ mod tests {
             err(|v| v["mounts"] = serde_json::json!([{"destination":"proc","type":"proc"}]))
                 .contains("mounts[0].destination")
         );
-        assert!(err(
-            |v| v["linux"]["seccomp"] = serde_json::json!({"defaultAction":"SCMP_ACT_ALLOW"})
-        )
-        .contains("linux.seccomp"));
         assert!(err(
             |v| v["linux"]["personality"] = serde_json::json!({"domain":"LINUX","flags":["X"]})
         )

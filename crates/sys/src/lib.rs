@@ -4,13 +4,15 @@
 //! Modules: [`process`] (clone3, exit, pidfds), [`mount`] (the new mount API and
 //! mount_setattr), [`fs`] (path resolution that cannot leave a root), [`tune`] (per-process
 //! knobs the libc crates do not wrap: io priority, scheduler, memory policy, keyrings),
-//! [`bpf`] (cgroup v2 device programs: load, attach, query, detach).
+//! [`bpf`] (cgroup v2 device programs: load, attach, query, detach), [`seccomp`] (installing
+//! a syscall filter).
 
 pub mod bpf;
 pub mod fs;
 pub mod mount;
 pub mod net;
 pub mod process;
+pub mod seccomp;
 pub mod socket;
 pub mod tty;
 pub mod tune;

@@ -1,14 +1,20 @@
-//! Receiving a file descriptor over a unix socket (SCM_RIGHTS).
-use std::io::IoSliceMut;
+//! Passing a file descriptor over a unix socket (SCM_RIGHTS).
+use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 
 use crate::{Errno, SysResult};
 
 /// Receives one fd sent with SCM_RIGHTS; `ENODATA` if the message carried none.
 pub fn recv_fd(socket: BorrowedFd<'_>) -> SysResult<OwnedFd> {
-    let mut buf = [0u8; 256];
+    recv_with_fd(socket).map(|(_, fd)| fd)
+}
+
+/// Receives one message (up to 64 KiB) and the first fd sent with it; `ENODATA` if it
+/// carried none. Further fds in the message are closed.
+pub fn recv_with_fd(socket: BorrowedFd<'_>) -> SysResult<(Vec<u8>, OwnedFd)> {
+    let mut buf = vec![0u8; 64 * 1024];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
     let msg = recvmsg::<()>(
@@ -17,6 +23,7 @@ pub fn recv_fd(socket: BorrowedFd<'_>) -> SysResult<OwnedFd> {
         Some(&mut space),
         MsgFlags::MSG_CMSG_CLOEXEC,
     )?;
+    let len = msg.bytes;
     let mut received: Vec<OwnedFd> = Vec::new();
     for cmsg in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
@@ -27,5 +34,24 @@ pub fn recv_fd(socket: BorrowedFd<'_>) -> SysResult<OwnedFd> {
             }
         }
     }
-    received.into_iter().next().ok_or(Errno::ENODATA)
+    let fd = received.into_iter().next().ok_or(Errno::ENODATA)?;
+    buf.truncate(len);
+    Ok((buf, fd))
+}
+
+/// Sends `fd` with SCM_RIGHTS in one message whose bytes are `payload` (not empty: a
+/// stream socket drops a message without bytes).
+pub fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>, payload: &[u8]) -> SysResult<()> {
+    let fds = [fd.as_raw_fd()];
+    let sent = sendmsg::<()>(
+        socket.as_raw_fd(),
+        &[IoSlice::new(payload)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    if sent < payload.len() {
+        return Err(Errno::EMSGSIZE);
+    }
+    Ok(())
 }
