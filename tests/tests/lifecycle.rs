@@ -118,27 +118,21 @@ fn run_returns_the_exit_status() {
     rt.assert_clean(&killed);
 }
 
-#[test]
-fn foreground_run_forwards_signals() {
-    let rt = Runtime::new();
-    let bundle = Bundle::with(|c| c["process"]["args"] = json!([CHECKER, "wait-signal"]));
+/// Runs `bundle` (whose program is `bulwark-check wait-signal`) in the foreground, sends
+/// SIGUSR1 to the runtime once the container catches it, and checks it was forwarded.
+fn assert_foreground_run_forwards_sigusr1(rt: &Runtime, bundle: &Bundle) {
     let id = rt.unique_id();
     let child =
         Spawned::new(&mut rt.command(["run", "--bundle", bundle.path().to_str().unwrap(), &id]))
             .unwrap();
-    let mut container_pid = 0;
     wait_until(
         Duration::from_secs(10),
-        "the container to wait for signals",
+        "the container to catch SIGUSR1",
         || {
-            let out = rt.cmd(["state", &id]);
-            if !out.success() {
-                return false;
-            }
-            container_pid = serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["pid"]
-                .as_i64()
-                .unwrap_or(0) as i32;
-            container_pid > 0 && catches_signal(container_pid, libc::SIGUSR1)
+            let state = rt.cmd(["state", &id]);
+            let pid = serde_json::from_str::<serde_json::Value>(&state.stdout)
+                .map_or(0, |s| s["pid"].as_i64().unwrap_or(0) as i32);
+            state.success() && pid > 0 && catches_signal(pid, libc::SIGUSR1)
         },
     );
     nix::sys::signal::kill(
@@ -149,7 +143,14 @@ fn foreground_run_forwards_signals() {
     let output = child.finish(default_timeout());
     output.assert_code(128 + libc::SIGUSR1);
     assert!(output.stdout.contains("SIGUSR1"), "{output}");
-    rt.assert_clean(&bundle);
+    rt.assert_clean(bundle);
+}
+
+#[test]
+fn foreground_run_forwards_signals() {
+    let rt = Runtime::new();
+    let bundle = Bundle::with(|c| c["process"]["args"] = json!([CHECKER, "wait-signal"]));
+    assert_foreground_run_forwards_sigusr1(&rt, &bundle);
 }
 
 #[test]
@@ -432,29 +433,7 @@ fn a_signal_during_a_slow_poststart_hook_is_forwarded() {
         c["process"]["args"] = json!([CHECKER, "wait-signal"]);
         c["hooks"] = json!({"poststart": [{"path": "/bin/sleep", "args": ["sleep", "3"]}]});
     });
-    let id = rt.unique_id();
-    let child =
-        Spawned::new(&mut rt.command(["run", "--bundle", bundle.path().to_str().unwrap(), &id]))
-            .unwrap();
-    wait_until(
-        Duration::from_secs(10),
-        "the container to catch SIGUSR1",
-        || {
-            let state = rt.cmd(["state", &id]);
-            let pid = serde_json::from_str::<serde_json::Value>(&state.stdout)
-                .map_or(0, |s| s["pid"].as_i64().unwrap_or(0) as i32);
-            state.success() && pid > 0 && catches_signal(pid, libc::SIGUSR1)
-        },
-    );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGUSR1,
-    )
-    .unwrap();
-    let output = child.finish(default_timeout());
-    output.assert_code(128 + libc::SIGUSR1);
-    assert!(output.stdout.contains("SIGUSR1"), "{output}");
-    rt.assert_clean(&bundle);
+    assert_foreground_run_forwards_sigusr1(&rt, &bundle);
 }
 
 #[test]
