@@ -31,7 +31,8 @@ pub fn assert_clean(rt_root: &Path, bundle: &Path) {
 fn leftovers(rt_root: &Path, bundle: &Path) -> Vec<String> {
     let mut found = Vec::new();
     if let Ok(entries) = std::fs::read_dir(rt_root) {
-        for entry in entries.flatten() {
+        // `@seccomp` holds compiled seccomp programs, kept on purpose for the next container.
+        for entry in entries.flatten().filter(|e| e.file_name() != "@seccomp") {
             found.push(format!("state entry {}", entry.path().display()));
         }
     }
@@ -99,9 +100,20 @@ pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
                 .trim_end()
                 .to_owned();
             let pid = i32::try_from(pid).ok()?;
-            cmdline.contains(needle).then_some((pid, cmdline))
+            names_path(&cmdline, needle).then_some((pid, cmdline))
         })
         .collect()
+}
+
+/// Whether `cmdline` names the path `needle` or something below it (`/tmp/b-2` is not
+/// named by `/tmp/b-21/rootfs`).
+fn names_path(cmdline: &str, needle: &str) -> bool {
+    cmdline.match_indices(needle).any(|(at, _)| {
+        cmdline[at + needle.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| c == '/' || c.is_whitespace())
+    })
 }
 
 /// Polls `condition` every 20 ms until it holds, panicking with `what` after `timeout`.
@@ -156,6 +168,7 @@ mod tests {
         let root = TempDir::new();
         let bundle = TempDir::new();
         std::fs::create_dir(root.path().join("c1")).unwrap();
+        std::fs::create_dir(root.path().join("@seccomp")).unwrap();
         let found = leftovers(root.path(), bundle.path());
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("c1"));
@@ -183,6 +196,14 @@ mod tests {
             nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
         let _ = child.wait();
         assert!(seen.is_ok());
+    }
+
+    #[test]
+    fn a_path_is_named_by_itself_and_what_is_below_it_only() {
+        assert!(names_path("cp -a /src /tmp/b-2", "/tmp/b-2"));
+        assert!(names_path("cp -a /src /tmp/b-2/rootfs x", "/tmp/b-2"));
+        assert!(!names_path("cp -a /src /tmp/b-21/rootfs", "/tmp/b-2"));
+        assert!(names_path("x /tmp/b-21 /tmp/b-2/y", "/tmp/b-2"));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `linux.seccomp` end to end: every action, every argument operator, the default errno,
 //! ENOSYS for syscalls newer than the profile, the filter on exec'd processes, the
-//! runtime's own setup left unfiltered, and a notify agent receiving the listener fd.
+//! runtime's own setup left unfiltered, a notify agent receiving the listener fd, and the
+//! cache of compiled programs.
 //! Probes make real system calls (`bulwark-check syscall NR ARGS`) under the filter.
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
@@ -155,6 +157,62 @@ fn known_names(below: i32) -> Vec<String> {
     (0..below)
         .filter_map(|nr| libseccomp::ScmpSyscall::from(nr).get_name().ok())
         .collect()
+}
+
+/// Compiled programs are cached under the state root, and an entry is used only when the
+/// profile recorded in it is exactly the one asked for and only root could have written it.
+#[test]
+fn compiled_programs_are_cached_and_used_only_when_they_match() {
+    let rt = Runtime::new();
+    let bundle = with_seccomp(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [rule(&["getppid"], "SCMP_ACT_ERRNO", json!({"errnoRet": libc::EXDEV}))]
+    }));
+    let create = |origin: &str| -> String {
+        let id = rt.unique_id();
+        let bundle_dir = bundle.path().to_str().unwrap();
+        let created = rt.cmd(["--debug", "create", "--bundle", bundle_dir, &id]);
+        created.assert_success();
+        assert!(
+            created.stderr.contains(origin),
+            "expected {origin:?}: {created}"
+        );
+        rt.cmd(["start", &id]).assert_success();
+        assert_eq!(call(&rt, &id, GETPPID, &[]), "EXDEV", "the filter holds");
+        id
+    };
+    let mut ids = vec![create("compiled and cached in")];
+    let cache = rt.root().join("@seccomp");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "one entry: {entries:?}");
+    let entry = entries[0].clone();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&cache), mode(&entry)), (0o700, 0o600));
+    ids.push(create("loaded from the cache"));
+
+    // A program that allows everything (BPF_RET|BPF_K SECCOMP_RET_ALLOW).
+    let forge = |edit: &dyn Fn(&mut Value)| {
+        let mut forged: Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+        forged["program"] = json!([[6, 0, 0, 0x7fff_0000u32]]);
+        edit(&mut forged);
+        std::fs::write(&entry, serde_json::to_vec(&forged).unwrap()).unwrap();
+    };
+    // Recorded for another profile: not used, whatever the file is named.
+    forge(&|f| f["profile"] = json!(r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#));
+    ids.push(create("compiled and cached in"));
+    // Writable by others: not trusted.
+    forge(&|_| {});
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+    ids.push(create("compiled and cached in"));
+    assert_eq!(mode(&entry), 0o600, "the entry was replaced");
+
+    for id in &ids {
+        rt.cmd(["delete", "--force", id]).assert_success();
+    }
+    rt.assert_clean(&bundle);
 }
 
 /// An allow-list profile: the default answers EOPNOTSUPP, syscalls above the highest one

@@ -15,6 +15,7 @@
 pub mod controllers;
 mod device_filter;
 mod device_rules;
+mod entry;
 mod error;
 mod files;
 pub mod layout;
@@ -28,6 +29,7 @@ mod v2_devices;
 pub use bulwark_sys::bpf::Insn;
 pub use controllers::{plan, Setting, Version};
 pub use device_filter::device_program;
+pub use entry::{Entry, TaskFile};
 pub use error::{CgroupError, Result};
 pub use layout::{Hierarchy, Layout, Mode};
 pub use manager::{manager_at, manager_for, CgroupManager};

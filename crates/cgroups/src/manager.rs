@@ -1,10 +1,10 @@
 //! The one interface the rest of bulwark uses for a container's cgroups, and the choice
 //! of implementation for the host's layout.
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use oci_spec::runtime::LinuxResources;
 
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::layout::{Layout, Mode};
 use crate::path::CgroupsPath;
@@ -23,9 +23,9 @@ pub trait CgroupManager: std::fmt::Debug + Send + Sync {
     /// Moves process `pid` into the cgroup.
     fn add_process(&self, pid: i32) -> Result<()>;
 
-    /// v2: an `O_PATH|O_DIRECTORY` fd of the cgroup for `clone3(CLONE_INTO_CGROUP)`, so
-    /// the first process starts inside it. v1 and hybrid: `None` (use `add_process`).
-    fn clone_into_fd(&self) -> Result<Option<OwnedFd>>;
+    /// What a new process needs to enter the cgroup by itself, without the cost of being
+    /// moved by pid (see [`Entry`]).
+    fn entry(&self) -> Result<Entry>;
 
     /// Every process in the cgroup and the cgroups below it.
     fn pids(&self) -> Result<Vec<i32>>;

@@ -2,13 +2,13 @@
 //! hierarchy (joined ones such as `cpu,cpuacct` share one; named ones such as
 //! `name=systemd` only hold processes), plus, when hybrid, one in the cgroup2 mount that
 //! only tracks processes.
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use oci_spec::runtime::LinuxResources;
 
 use crate::controllers::{freezer, plan, Setting, Version};
+use crate::entry::{self, Entry};
 use crate::error::{CgroupError, Result};
 use crate::files;
 use crate::layout::{Hierarchy, Layout};
@@ -200,10 +200,19 @@ impl CgroupManager for V1Manager {
         self.all().try_for_each(|p| files::add_pid(&p.dir, pid))
     }
 
-    fn clone_into_fd(&self) -> Result<Option<OwnedFd>> {
-        // CLONE_INTO_CGROUP places a process in the cgroup2 hierarchy only; the v1
-        // hierarchies still need add_process, so the caller uses that throughout.
-        Ok(None)
+    fn entry(&self) -> Result<Entry> {
+        Ok(Entry {
+            clone_into: self
+                .unified
+                .as_ref()
+                .map(|u| entry::open_for_clone(&u.dir))
+                .transpose()?,
+            tasks: self
+                .hierarchies
+                .iter()
+                .map(|p| entry::open_tasks(&p.dir))
+                .collect::<Result<_>>()?,
+        })
     }
 
     fn pids(&self) -> Result<Vec<i32>> {

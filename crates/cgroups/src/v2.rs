@@ -2,15 +2,13 @@
 //! needs are enabled in `cgroup.subtree_control` of every ancestor first, as the kernel
 //! requires; the first process can be created inside with `CLONE_INTO_CGROUP`. Device
 //! rules become an eBPF program attached to the leaf ([`crate::v2_devices`]).
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode as FileMode;
 use oci_spec::runtime::LinuxResources;
 
 use crate::controllers::{freezer, plan, Setting, Version};
+use crate::entry::{self, Entry};
 use crate::error::{CgroupError, Result};
 use crate::files;
 use crate::layout::Layout;
@@ -162,17 +160,11 @@ impl CgroupManager for V2Manager {
         files::add_pid(&self.leaf, pid)
     }
 
-    fn clone_into_fd(&self) -> Result<Option<OwnedFd>> {
-        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        nix::fcntl::open(&self.leaf, flags, FileMode::empty())
-            .map(Some)
-            .map_err(|e| {
-                CgroupError::io(
-                    "open for CLONE_INTO_CGROUP",
-                    &self.leaf,
-                    std::io::Error::from_raw_os_error(e as i32),
-                )
-            })
+    fn entry(&self) -> Result<Entry> {
+        Ok(Entry {
+            clone_into: Some(entry::open_for_clone(&self.leaf)?),
+            tasks: Vec::new(),
+        })
     }
 
     fn pids(&self) -> Result<Vec<i32>> {

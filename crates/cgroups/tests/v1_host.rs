@@ -56,6 +56,11 @@ fn create_apply_place_freeze_destroy() {
         assert!(p.is_dir(), "{} was not created", p.display());
         assert!(p.ends_with(&name), "{}", p.display());
     }
+    // A new process joins each v1 hierarchy itself and, on a hybrid host, is created in
+    // the cgroup2 directory.
+    let entry = m.entry().unwrap();
+    assert_eq!(entry.tasks.len(), layout.v1_hierarchies().len());
+    assert_eq!(entry.clone_into.is_some(), layout.mode() == Mode::Hybrid);
 
     m.apply(&resources(
         r#"{"memory":{"limit":67108864},"pids":{"limit":32},

@@ -43,10 +43,12 @@ fn v2_create_place_freeze_destroy() {
     let leaf = m.paths().remove(0);
     assert!(leaf.is_dir());
 
-    let fd = m
-        .clone_into_fd()
-        .unwrap()
-        .expect("v2 gives a CLONE_INTO_CGROUP fd");
+    let entry = m.entry().unwrap();
+    assert!(
+        !entry.joins_after_clone(),
+        "v2 has no v1 tasks files to join"
+    );
+    let fd = entry.clone_into.expect("v2 gives a CLONE_INTO_CGROUP fd");
     let stat = nix::sys::stat::fstat(&fd).unwrap();
     assert_eq!(stat.st_ino, std::fs::metadata(&leaf).unwrap().ino());
 

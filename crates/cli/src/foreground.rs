@@ -46,6 +46,7 @@ pub fn run(
     let id = a.create.id.clone();
     let signals = (!a.detach).then(Signals::catch).transpose()?;
     let created = runtime::create(root, options).map_err(|e| e.to_string())?;
+    bulwark_sys::phase::mark("run: created");
     created.notes.iter().for_each(|n| logger.debug(n));
     let spawned = created.spawned;
     drop(created.container);
@@ -67,15 +68,18 @@ pub fn run(
             return Err(e.to_string());
         }
     }
+    bulwark_sys::phase::mark("run: started");
     let Some(signals) = signals else {
         return Ok(0);
     };
     let code = wait(signals, spawned.pid, master)?;
+    bulwark_sys::phase::mark("run: waited");
     if !a.keep {
         for warning in runtime::delete(root, &id, true).map_err(|e| e.to_string())? {
             logger.warn(&warning);
         }
     }
+    bulwark_sys::phase::mark("run: deleted");
     Ok(code)
 }
 

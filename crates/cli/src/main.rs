@@ -22,6 +22,7 @@ use clap::Parser;
 type CmdResult = Result<i32, String>;
 
 fn main() -> ExitCode {
+    bulwark_sys::phase::mark("runtime: main");
     let cli = Cli::parse();
     let logger = log::Logger {
         file: cli.log.clone(),
@@ -46,6 +47,7 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
     if launches {
         check_host_options(&cli)?;
         seal::ensure_sealed()?;
+        bulwark_sys::phase::mark("sealed (re-executed)");
     }
     let e = |e: runtime::RuntimeError| e.to_string();
     match cli.command {

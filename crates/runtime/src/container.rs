@@ -30,7 +30,7 @@ impl StateRoot {
         StateRoot { path: path.into() }
     }
 
-    fn ensure(&self) -> Result<(), RuntimeError> {
+    pub(crate) fn ensure(&self) -> Result<(), RuntimeError> {
         if self.path.is_dir() {
             return Ok(());
         }

@@ -11,6 +11,7 @@ mod lifecycle;
 mod procs;
 mod resources;
 mod seccomp;
+mod seccomp_cache;
 mod state;
 
 pub use bulwark_cgroups::{Limit, Stats};

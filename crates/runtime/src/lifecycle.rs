@@ -63,9 +63,11 @@ pub struct Created {
 pub fn create(root: &StateRoot, mut options: CreateOptions) -> Result<Created, RuntimeError> {
     crate::validate_id(&options.id)?;
     let bundle = load_bundle(&options.bundle)?;
+    bulwark_sys::phase::mark("create: bundle loaded");
     check_host_support(&bundle.spec)?;
     let namespaces = NamespacePlan::from_spec(&bundle.spec)?;
-    let (seccomp, notes) = crate::seccomp::compile(&bundle.spec)?;
+    let (seccomp, notes) = crate::seccomp::compile(root, &bundle.spec)?;
+    bulwark_sys::phase::mark("create: seccomp ready");
     let process = bundle.spec.process().clone().ok_or_else(|| {
         RuntimeError::Invalid(
             "config.json: process is missing (expected the process to run)".into(),
@@ -134,6 +136,7 @@ fn launch(
         cgroup_paths: Vec::new(),
     };
     let cgroups = crate::cgroups::create(&container.dir, &container.id, &bundle.spec)?;
+    bulwark_sys::phase::mark("create: cgroups created");
     saved.cgroup_paths = cgroups.paths();
     let result = spawn(container, request, options, cgroups.as_ref(), saved);
     if result.is_err() {
@@ -156,13 +159,9 @@ fn spawn(
         console,
         seccomp,
     } = request;
-    let placement = match cgroups
-        .clone_into_fd()
-        .map_err(|e| RuntimeError::Invalid(e.to_string()))?
-    {
-        Some(fd) => bulwark_sandbox::Placement::CloneInto(fd),
-        None => bulwark_sandbox::Placement::ByParent,
-    };
+    let placement = cgroups
+        .entry()
+        .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
     let plan = ContainerPlan {
         id: container.id.clone(),
         bundle,
@@ -183,7 +182,6 @@ fn spawn(
     let mut parent_hooks = LaunchHooks {
         spec: &spec,
         template: &template,
-        cgroups,
         listener: plan.seccomp.as_ref().and_then(|f| f.listener.as_ref()),
     };
     let spawned = bulwark_sandbox::spawn_container(&plan, &mut parent_hooks);
@@ -198,6 +196,7 @@ fn spawn(
         }
     };
     saved.pid = spawned.pid.as_raw();
+    bulwark_sys::phase::mark("create: init ready");
     saved.pid_start = process_start(saved.pid)
         .map(|(start, _)| start)
         .unwrap_or(0);
@@ -218,7 +217,6 @@ fn spawn(
 struct LaunchHooks<'a> {
     spec: &'a bulwark_spec::runtime::Spec,
     template: &'a SavedState,
-    cgroups: &'a dyn bulwark_cgroups::CgroupManager,
     listener: Option<&'a bulwark_seccomp::Listener>,
 }
 
@@ -228,12 +226,6 @@ impl bulwark_sandbox::ParentHooks for LaunchHooks<'_> {
         let mut state = self.template.oci(Status::Creating);
         state.pid = pid.as_raw();
         crate::seccomp::send_to_agent(listener, &state, pid.as_raw(), fd)
-    }
-
-    fn place(&mut self, pid: nix::unistd::Pid) -> Result<(), String> {
-        self.cgroups
-            .add_process(pid.as_raw())
-            .map_err(|e| e.to_string())
     }
 
     fn runtime_hooks(&mut self, pid: nix::unistd::Pid) -> Result<String, String> {
@@ -550,10 +542,16 @@ pub fn exec(root: &StateRoot, id: &str, mut options: ExecOptions) -> Result<Spaw
         options.console.take(),
     )?;
     let namespaces = NamespacePlan::from_spec(&saved.config)?;
-    let (seccomp, _) = crate::seccomp::compile(&saved.config)?;
+    let (seccomp, _) = crate::seccomp::compile(root, &saved.config)?;
     let cgroups = crate::cgroups::existing(&container.dir, Some(&saved.cgroup_paths));
+    let placement = cgroups
+        .as_deref()
+        .map(|c| c.entry())
+        .transpose()
+        .map_err(|e| RuntimeError::Invalid(e.to_string()))?
+        .unwrap_or_default();
     let plan = ExecPlan {
-        placed_by_parent: cgroups.is_some(),
+        placement,
         container_pid: nix::unistd::Pid::from_raw(saved.pid),
         namespaces: namespace_kinds(&namespaces),
         process: ProcessPlan {
@@ -565,7 +563,6 @@ pub fn exec(root: &StateRoot, id: &str, mut options: ExecOptions) -> Result<Spaw
         seccomp,
     };
     let mut hooks = ExecHooks {
-        cgroups: cgroups.as_deref(),
         listener: plan.seccomp.as_ref().and_then(|f| f.listener.as_ref()),
         state: saved.oci(status),
     };
@@ -578,19 +575,11 @@ pub fn exec(root: &StateRoot, id: &str, mut options: ExecOptions) -> Result<Spaw
 
 /// The runtime's part in an exec.
 struct ExecHooks<'a> {
-    cgroups: Option<&'a dyn bulwark_cgroups::CgroupManager>,
     listener: Option<&'a bulwark_seccomp::Listener>,
     state: OciState,
 }
 
 impl bulwark_sandbox::exec::ExecHooks for ExecHooks<'_> {
-    fn place(&mut self, pid: nix::unistd::Pid) -> Result<(), String> {
-        match self.cgroups {
-            Some(cgroups) => cgroups.add_process(pid.as_raw()).map_err(|e| e.to_string()),
-            None => Ok(()),
-        }
-    }
-
     fn seccomp_listener(&mut self, pid: nix::unistd::Pid, fd: OwnedFd) -> Result<(), String> {
         let listener = self.listener.ok_or("no linux.seccomp.listenerPath")?;
         crate::seccomp::send_to_agent(listener, &self.state, pid.as_raw(), fd)

@@ -7,22 +7,45 @@ use std::os::unix::net::UnixStream;
 use bulwark_seccomp::{Filter, Listener};
 use serde::Serialize;
 
-use crate::{OciState, RuntimeError};
+use crate::seccomp_cache::Slot;
+use crate::{OciState, RuntimeError, StateRoot};
 
-/// The profile compiled, plus lines for `--debug` (syscalls libseccomp does not know).
+/// The profile compiled (or taken from the cache of compiled profiles under the state
+/// root), plus lines for `--debug`: unknown syscall names, and where the program came from.
 pub fn compile(
+    root: &StateRoot,
     spec: &bulwark_spec::runtime::Spec,
 ) -> Result<(Option<Filter>, Vec<String>), RuntimeError> {
     let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok((None, Vec::new()));
     };
-    let filter = bulwark_seccomp::compile(profile)?;
+    let serialized = serde_json::to_string(profile)
+        .map_err(|e| RuntimeError::Invalid(format!("linux.seccomp: {e}")))?;
+    let slot = Slot::new(root, serialized);
+    let (filter, origin) = match slot.load() {
+        Some(filter) => (
+            filter,
+            format!("loaded from the cache {}", slot.path().display()),
+        ),
+        None => {
+            let filter = bulwark_seccomp::compile(profile)?;
+            let origin = match slot.store(root, &filter) {
+                Ok(()) => format!("compiled and cached in {}", slot.path().display()),
+                Err(e) => format!("compiled; not cached ({}: {e})", slot.path().display()),
+            };
+            (filter, origin)
+        }
+    };
     let notes = filter
         .unknown_names
         .iter()
         .map(|name| {
             format!("linux.seccomp: syscall {name:?} is unknown to libseccomp here; left out of the filter (newer syscalls get ENOSYS)")
         })
+        .chain(std::iter::once(format!(
+            "linux.seccomp: {} instructions, {origin}",
+            filter.program.len()
+        )))
         .collect();
     Ok((Some(filter), notes))
 }

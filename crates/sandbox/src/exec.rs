@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use bulwark_spec::namespaces::clone_flag;
 use bulwark_spec::NamespaceKind;
-use bulwark_sys::process::{clone_process, exit_now, pidfd_open, Forked};
+use bulwark_sys::process::{clone_into, exit_now, pidfd_open, Forked};
 use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
 
@@ -23,6 +23,7 @@ pub fn spawn_exec(plan: &ExecPlan, hooks: &mut dyn ExecHooks) -> Result<Spawned,
     let (stage_pid, _stage_fd) = fork_stage(|| {
         let mut keep = plan.process.inherited_fds();
         keep.push(theirs.raw_fd());
+        keep.extend(plan.placement.raw_fds());
         let joined = bulwark_sys::process::close_fds_except(&keep)
             .map_err(StepError::sys("closing the runtime's fds"))
             .and_then(|()| join_and_fork(plan, &theirs));
@@ -35,7 +36,7 @@ pub fn spawn_exec(plan: &ExecPlan, hooks: &mut dyn ExecHooks) -> Result<Spawned,
         }
     })?;
     drop(theirs);
-    let result = wait_for_exec(&ours, plan.placed_by_parent, hooks);
+    let result = wait_for_exec(&ours, hooks);
     let _ = waitpid(stage_pid, None);
     let pid = result?;
     let pidfd =
@@ -45,33 +46,19 @@ pub fn spawn_exec(plan: &ExecPlan, hooks: &mut dyn ExecHooks) -> Result<Spawned,
 
 /// What the runtime does for an exec at its fixed points.
 pub trait ExecHooks {
-    /// Adds the process to the container's cgroups.
-    fn place(&mut self, pid: nix::unistd::Pid) -> Result<(), String>;
     /// Hands the seccomp notification fd to the agent.
     fn seccomp_listener(&mut self, pid: nix::unistd::Pid, fd: OwnedFd) -> Result<(), String>;
 }
 
 fn wait_for_exec(
     channel: &Channel,
-    placed_by_parent: bool,
     hooks: &mut dyn ExecHooks,
 ) -> Result<nix::unistd::Pid, LaunchError> {
     let mut pid = None;
     let mut ready = false;
     loop {
         match channel.recv::<ToParent>()? {
-            Some(ToParent::InitPid(raw)) => {
-                let child = nix::unistd::Pid::from_raw(raw);
-                pid = Some(child);
-                if placed_by_parent {
-                    if let Err(e) = hooks.place(child) {
-                        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-                        let _ = waitpid(child, None);
-                        return Err(LaunchError::Cgroup(e));
-                    }
-                    channel.send(&crate::message::ToChild::Placed)?;
-                }
-            }
+            Some(ToParent::InitPid(raw)) => pid = Some(nix::unistd::Pid::from_raw(raw)),
             Some(ToParent::SeccompListener) => {
                 let fd = channel.recv_fd()?;
                 let child = pid.ok_or_else(|| LaunchError::Child("no pid reported".into()))?;
@@ -99,6 +86,9 @@ fn wait_for_exec(
     }
 }
 
+/// Joins every namespace but the cgroup one, then forks the process straight into the
+/// container's cgroup2 directory; the process joins the cgroup namespace and the v1
+/// hierarchies itself, so nothing is moved by pid (see `bulwark_cgroups::Entry`).
 fn join_and_fork(plan: &ExecPlan, channel: &Channel) -> Result<(), StepError> {
     let target = pidfd_open(plan.container_pid).map_err(StepError::sys(format!(
         "finding the container's init (pid {})",
@@ -109,12 +99,27 @@ fn join_and_fork(plan: &ExecPlan, channel: &Channel) -> Result<(), StepError> {
         .iter()
         .map(|kind| clone_flag(*kind))
         .fold(0u64, |a, b| a | b);
-    nix::sched::setns(target.as_fd(), CloneFlags::from_bits_retain(flags as i32))
-        .map_err(StepError::sys("joining the container's namespaces"))?;
-    drop(target);
-    match clone_process(0).map_err(StepError::sys("forking the exec process"))? {
+    let cgroup_ns = flags & libc::CLONE_NEWCGROUP as u64;
+    nix::sched::setns(
+        target.as_fd(),
+        CloneFlags::from_bits_retain((flags & !cgroup_ns) as i32),
+    )
+    .map_err(StepError::sys("joining the container's namespaces"))?;
+    let cgroup = plan.placement.clone_into.as_ref().map(AsFd::as_fd);
+    match clone_into(0, cgroup).map_err(StepError::sys("forking the exec process"))? {
         Forked::Child => {
-            let Err(e) = run_process(plan, channel);
+            let entered = plan
+                .placement
+                .join_self()
+                .map_err(|e| StepError::msg(e.to_string()))
+                .and_then(|()| match cgroup_ns {
+                    0 => Ok(()),
+                    ns => {
+                        nix::sched::setns(target.as_fd(), CloneFlags::from_bits_retain(ns as i32))
+                            .map_err(StepError::sys("joining the container's cgroup namespace"))
+                    }
+                });
+            let Err(e) = entered.and_then(|()| run_process(plan, channel));
             let _ = channel.send(&ToParent::Failed(e.to_string()));
             exit_now(127)
         }
@@ -123,9 +128,6 @@ fn join_and_fork(plan: &ExecPlan, channel: &Channel) -> Result<(), StepError> {
 }
 
 fn run_process(plan: &ExecPlan, channel: &Channel) -> Result<std::convert::Infallible, StepError> {
-    if plan.placed_by_parent {
-        channel.await_placement()?;
-    }
     let process = &plan.process.process;
     if !plan.no_new_keyring {
         let _ = bulwark_sys::tune::join_new_session_keyring();

@@ -48,8 +48,9 @@ fn build_container(
     let spec = &plan.bundle.spec;
     let linux = spec.linux().as_ref();
     let process = &plan.process.process;
-    if !via_intermediate && plan.placed_by_parent() {
-        channel.await_placement()?;
+    if !via_intermediate && plan.placement.joins_after_clone() {
+        join_cgroups(plan)?;
+        bulwark_sys::phase::mark("init: joined the cgroups");
         if plan.namespaces.creates(bulwark_spec::NamespaceKind::Cgroup) {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
                 .map_err(StepError::sys("creating the cgroup namespace"))?;
@@ -94,6 +95,7 @@ fn build_container(
         },
     )?;
     let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+    bulwark_sys::phase::mark("init: mounts done");
     devices::create_all(root.as_fd(), &devices, plan.in_user_namespace())?;
     devices::create_links(root.as_fd())?;
 
@@ -113,6 +115,7 @@ fn build_container(
     drop(root);
     finish_root(linux)?;
     set_identity(plan)?;
+    bulwark_sys::phase::mark("init: root finished");
     if let Some(console) = plan
         .process
         .console
@@ -138,6 +141,7 @@ fn build_container(
         .map_err(StepError::sys("closing inherited fds"))?;
     let seccomp = plan.seccomp.as_ref();
     seccomp::install_at(Before::Ready, seccomp, process, Some(channel))?;
+    bulwark_sys::phase::mark("init: ready");
     channel.send(&ToParent::Ready)?;
     Ok(Ready {
         fifo,
@@ -187,6 +191,7 @@ fn start_program(plan: &ContainerPlan, ready: Ready) -> Result<Infallible, StepE
     // it to close so poststart hooks run only once the program runs.
     let _until_exec = wait_for_start(&ready.fifo)?;
     drop(ready.fifo);
+    bulwark_sys::phase::mark("init: started");
     let process = &plan.process.process;
     let start_hooks = plan
         .bundle
@@ -244,4 +249,11 @@ fn state_with_status(state: &str, status: &str) -> Vec<u8> {
     let mut value: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
     value["status"] = serde_json::Value::String(status.to_string());
     serde_json::to_vec(&value).unwrap_or_else(|_| state.as_bytes().to_vec())
+}
+
+/// Joins the container's v1 cgroups (the process moves itself: see `bulwark_cgroups::Entry`).
+pub(crate) fn join_cgroups(plan: &ContainerPlan) -> Result<(), StepError> {
+    plan.placement
+        .join_self()
+        .map_err(|e| StepError::msg(e.to_string()))
 }

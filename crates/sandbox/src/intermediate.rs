@@ -22,9 +22,7 @@ pub fn run(plan: &ContainerPlan, channel: &Channel) -> i32 {
 }
 
 fn steps(plan: &ContainerPlan, channel: &Channel) -> Result<(), StepError> {
-    if plan.placed_by_parent() {
-        channel.await_placement()?;
-    }
+    init::join_cgroups(plan)?;
     join_namespaces(plan)?;
     let flags = plan.namespaces.new_flags();
     nix::sched::unshare(CloneFlags::from_bits_retain(flags as i32)).map_err(StepError::sys(

@@ -33,5 +33,5 @@ mod sysctl;
 
 pub use error::{LaunchError, StepError};
 pub use parent::{spawn_container, ParentHooks, Spawned};
-pub use plan::{ContainerPlan, ExecPlan, Placement, ProcessPlan};
+pub use plan::{ContainerPlan, ExecPlan, ProcessPlan};
 pub use process::{no_capabilities, resolve_executable};

@@ -31,8 +31,6 @@ pub enum ToParent {
 /// From the parent to the intermediate or init process.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToChild {
-    /// The parent added the process to the container's cgroups.
-    Placed,
     IdMapsWritten,
     /// The runtime hooks ran; carries the state JSON for the container-side hooks.
     RuntimeHooksDone {
@@ -96,14 +94,6 @@ impl Channel {
         serde_json::from_slice(&buf[..n])
             .map(Some)
             .map_err(|e| StepError::msg(format!("malformed stage message: {e}")))
-    }
-
-    /// Waits for the parent to report the cgroup placement.
-    pub fn await_placement(&self) -> Result<(), StepError> {
-        match self.expect::<ToChild>("waiting to be placed in the container's cgroups")? {
-            ToChild::Placed => Ok(()),
-            other => Err(StepError::msg(format!("unexpected message {other:?}"))),
-        }
     }
 
     /// Receives a message that must come; a closed socket is an error.

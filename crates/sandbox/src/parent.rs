@@ -11,7 +11,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::message::{channel_pair, Channel, ToChild, ToParent};
-use crate::plan::{ContainerPlan, Placement};
+use crate::plan::ContainerPlan;
 use crate::{idmap, init, intermediate, LaunchError, StepError};
 
 /// A container init that reported ready.
@@ -38,8 +38,6 @@ impl Drop for Children {
 
 /// What the runtime does for the parent stage at its fixed points.
 pub trait ParentHooks {
-    /// Adds a freshly forked process to the container's cgroups (v1 placement).
-    fn place(&mut self, pid: Pid) -> Result<(), String>;
     /// Runs the `prestart` and `createRuntime` hooks for the init `pid`; returns the
     /// state JSON the container-side hooks get, or the hook failure.
     fn runtime_hooks(&mut self, pid: Pid) -> Result<String, String>;
@@ -61,10 +59,7 @@ pub fn spawn_container(
     } else {
         plan.clone_flags()
     };
-    let cgroup = match &plan.placement {
-        Placement::CloneInto(fd) => Some(fd.as_fd()),
-        _ => None,
-    };
+    let cgroup = plan.placement.clone_into.as_ref().map(AsFd::as_fd);
     let (pid, pidfd) = match clone_into(flags, cgroup)
         .map_err(StepError::sys("creating the container process"))?
     {
@@ -72,6 +67,7 @@ pub fn spawn_container(
             drop(ours);
             let mut keep = plan.process.inherited_fds();
             keep.push(theirs.raw_fd());
+            keep.extend(plan.placement.raw_fds());
             if let Err(e) = bulwark_sys::process::close_fds_except(&keep) {
                 let _ = theirs.send(&ToParent::Failed(format!("closing the runtime's fds: {e}")));
                 exit_now(1);
@@ -85,14 +81,11 @@ pub fn spawn_container(
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
+    bulwark_sys::phase::mark("create: cloned");
     drop(theirs);
     let mut children = Children {
         procs: vec![(pid, pidfd)],
     };
-    if plan.placed_by_parent() {
-        hooks.place(pid).map_err(LaunchError::Cgroup)?;
-        ours.send(&ToChild::Placed)?;
-    }
     let init_pid = converse(plan, &ours, pid, &mut children, hooks)?;
     let (pid, pidfd) = children
         .procs

@@ -2,6 +2,7 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
+use bulwark_cgroups::Entry;
 use bulwark_spec::runtime::Process;
 use bulwark_spec::{Bundle, NamespaceKind, NamespacePlan};
 use nix::unistd::Pid;
@@ -26,19 +27,6 @@ impl ProcessPlan {
     }
 }
 
-/// How the first process gets into the container's cgroups.
-#[derive(Debug, Default)]
-pub enum Placement {
-    /// No cgroups are managed.
-    #[default]
-    None,
-    /// cgroup v2: created directly in this directory (`CLONE_INTO_CGROUP`).
-    CloneInto(OwnedFd),
-    /// cgroup v1: the parent adds the pid ([`crate::ParentHooks::place`]) while the child
-    /// waits, and the child makes its cgroup namespace only once it is placed.
-    ByParent,
-}
-
 /// A new container.
 #[derive(Debug)]
 pub struct ContainerPlan {
@@ -50,24 +38,23 @@ pub struct ContainerPlan {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub process: ProcessPlan,
-    pub placement: Placement,
+    /// How the first process enters the container's cgroups: created inside the cgroup2
+    /// directory, and/or joining each v1 hierarchy itself before anything else.
+    pub placement: Entry,
     /// `linux.seccomp`, compiled by the runtime.
     pub seccomp: Option<bulwark_seccomp::Filter>,
 }
 
 impl ContainerPlan {
-    /// The namespaces the first clone creates. With v1 placement a cgroup namespace waits
-    /// until the process is in its cgroup, so the namespace is rooted there.
+    /// The namespaces the first clone creates. When the process joins v1 hierarchies
+    /// itself, its cgroup namespace waits until it has, so the namespace is rooted there.
     pub fn clone_flags(&self) -> u64 {
         let flags = self.namespaces.new_flags();
-        match self.placement {
-            Placement::ByParent => flags & !(libc::CLONE_NEWCGROUP as u64),
-            _ => flags,
+        if self.placement.joins_after_clone() {
+            flags & !(libc::CLONE_NEWCGROUP as u64)
+        } else {
+            flags
         }
-    }
-
-    pub fn placed_by_parent(&self) -> bool {
-        matches!(self.placement, Placement::ByParent)
     }
 
     /// An intermediate process is needed when namespaces are joined by path (they must be
@@ -90,8 +77,8 @@ impl ContainerPlan {
 /// A new process in a running container.
 #[derive(Debug)]
 pub struct ExecPlan {
-    /// The parent adds the process to the container's cgroups before it execs.
-    pub placed_by_parent: bool,
+    /// How the process enters the container's cgroups (as for the init).
+    pub placement: Entry,
     /// The container's init process, whose namespaces are joined.
     pub container_pid: Pid,
     /// The namespace kinds the container has (its config's `linux.namespaces`).

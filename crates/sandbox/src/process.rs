@@ -268,7 +268,12 @@ pub fn resolve_executable(program: &str, env: &[String]) -> Result<PathBuf, Step
     }))
 }
 
-fn cap_list(set: &Option<Capabilities>, field: &str) -> Result<caps::CapsHashSet, StepError> {
+/// The capabilities named in `set`, less those this kernel does not have (`supported`).
+fn cap_list(
+    set: &Option<Capabilities>,
+    field: &str,
+    supported: &caps::CapsHashSet,
+) -> Result<caps::CapsHashSet, StepError> {
     let mut out = caps::CapsHashSet::new();
     for cap in set.iter().flatten() {
         let name = serde_json::to_value(cap)
@@ -281,7 +286,7 @@ fn cap_list(set: &Option<Capabilities>, field: &str) -> Result<caps::CapsHashSet
             ))
         })?;
         // Capabilities this kernel does not have are skipped, as runc does.
-        if caps::runtime::thread_all_supported().contains(&parsed) {
+        if supported.contains(&parsed) {
             out.insert(parsed);
         }
     }
@@ -296,6 +301,7 @@ pub fn check_capabilities_grantable(process: &Process) -> Result<(), StepError> 
     };
     let ours = caps::read(None, CapSet::Bounding)
         .map_err(|e| StepError::msg(format!("reading the bounding set: {e}")))?;
+    let supported = caps::runtime::thread_all_supported();
     let sets = [
         ("bounding", wanted.bounding()),
         ("effective", wanted.effective()),
@@ -305,7 +311,7 @@ pub fn check_capabilities_grantable(process: &Process) -> Result<(), StepError> 
     ];
     for (name, set) in sets {
         let field = format!("process.capabilities.{name}");
-        if let Some(missing) = cap_list(set, &field)?
+        if let Some(missing) = cap_list(set, &field, &supported)?
             .into_iter()
             .find(|cap| !ours.contains(cap))
         {
@@ -335,7 +341,10 @@ pub fn switch_user(
         .clone()
         .unwrap_or_else(no_capabilities);
     let field = "process.capabilities";
-    let set = |name: &str, caps: &Option<Capabilities>| cap_list(caps, &format!("{field}.{name}"));
+    let supported = caps::runtime::thread_all_supported();
+    let set = |name: &str, caps: &Option<Capabilities>| {
+        cap_list(caps, &format!("{field}.{name}"), &supported)
+    };
     let bounding = set("bounding", wanted.bounding())?;
     let effective = set("effective", wanted.effective())?;
     let permitted = set("permitted", wanted.permitted())?;
@@ -343,9 +352,9 @@ pub fn switch_user(
     let ambient = set("ambient", wanted.ambient())?;
 
     // The bounding set can only shrink while CAP_SETPCAP is still effective.
-    for cap in caps::runtime::thread_all_supported() {
-        if !bounding.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
+    for cap in &supported {
+        if !bounding.contains(cap) {
+            caps::drop(None, CapSet::Bounding, *cap).map_err(|e| {
                 StepError::msg(format!("dropping {cap} from the bounding set: {e}"))
             })?;
         }

@@ -50,6 +50,10 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter, SeccompError> {
         ));
     }
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| SeccompError::library(FIELD, e))?;
+    // A binary tree by syscall number: O(log n) per syscall instead of a linear scan, and
+    // far less work for the kernel's per-syscall action cache when the filter is loaded.
+    // libseccomp before 2.5 cannot; its linear program is just as correct.
+    let _ = ctx.set_ctl_optimize(2);
     for (i, arch) in seccomp.architectures().iter().flatten().enumerate() {
         let field = format!("{FIELD}.architectures[{i}]");
         let name = arch.to_string();

@@ -14,4 +14,11 @@ mod export;
 mod stub;
 
 pub use compile::{compile, Filter, Listener};
+
+/// The version of libseccomp in use, such as "2.5.4" (empty if it cannot tell).
+pub fn library_version() -> String {
+    libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_default()
+}
 pub use error::SeccompError;

@@ -11,6 +11,7 @@ pub mod bpf;
 pub mod fs;
 pub mod mount;
 pub mod net;
+pub mod phase;
 pub mod process;
 pub mod seccomp;
 pub mod socket;
