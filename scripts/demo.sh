@@ -24,18 +24,19 @@ config["process"]["terminal"] = False
 config["linux"]["resources"] = {"pids": {"limit": 64}, "memory": {"limit": 128 * 1024 * 1024}}
 config["process"]["args"] = ["sh", "-c", """
 echo "hostname:     $(hostname)"
-echo "user:         $(id)"
+echo "user:         $(id) (host uid $(awk '{print $2}' /proc/self/uid_map): a user namespace)"
 echo "processes:    $(ps -o pid= | wc -l) visible (own pid namespace; this shell is pid $$)"
 echo "network:      $(ls /sys/class/net | tr '\\n' ' ')(loopback only: no network)"
 echo "capabilities: $(grep CapEff /proc/self/status | cut -f2)"
 echo "no_new_privs: $(grep NoNewPrivs /proc/self/status | cut -f2)"
-echo "root fs:      $(touch /probe 2>&1 || true)"
+echo "root fs:      $(touch /probe && stat -c 'writable; /probe is owned by uid %u here and by the image owner on the host (idmapped)' /probe)"
 echo "cgroup:       $(cut -d: -f3 /proc/self/cgroup | sort -u | tr '\\n' ' ')(own cgroup namespace)"
 echo "pids limit:   $(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)"
 echo "masked:       /proc/keys reads as $(wc -c < /proc/keys) bytes (/dev/null is mounted over it)"
+echo "seccomp:      $(grep -E '^Seccomp:' /proc/self/status | cut -f2) (2: filtering); mount: $(mount -t tmpfs x /mnt 2>&1 | head -c 60)"
 """]
 json.dump(config, open(path, "w"), indent=2)
 PY
 echo "== bulwark-runtime run (bundle $bundle)"
 "$runtime" --root "$state" run --bundle "$bundle" demo
-echo "== container exited with status $?; state left behind: $(ls -A "$state" | wc -l) entries"
+echo "== container exited with status $?; containers left in the state directory: $(ls -A "$state" | grep -vc "^@") (@seccomp keeps compiled seccomp programs for the next container)"

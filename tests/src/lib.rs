@@ -4,6 +4,8 @@
 //! - [`Bundle`]: a fresh bundle per test, from runc's default spec, to edit and save.
 //! - [`Runtime`]: the runtime under test with a private `--root`; cleans up on drop.
 //! - [`assert_clean`]: nothing left behind (state entries, mounts, processes).
+//! - [`spec_bundle`]: a bundle from `bulwark-runtime spec`; [`require_idmap!`] skips a
+//!   test where idmapped mounts cannot be made.
 //!
 //! Containers need root; tests using these helpers run as root on the host kernel.
 #![forbid(unsafe_code)]
@@ -14,6 +16,7 @@ mod fixture;
 mod paths;
 mod process;
 mod runtime;
+mod spec;
 
 pub use bundle::{default_config, Bundle};
 pub use clean::{assert_clean, catches_signal, mounts_under, processes_mentioning, wait_until};
@@ -21,3 +24,4 @@ pub use fixture::{runtime_binary, Fixture, CHECKER};
 pub use paths::{target_dir, workspace_root, TempDir};
 pub use process::{default_timeout, run_captured, Output, Spawned};
 pub use runtime::Runtime;
+pub use spec::{idmap_unsupported, spec_bundle};

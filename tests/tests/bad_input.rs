@@ -349,3 +349,83 @@ fn capabilities_the_host_cannot_grant() {
         &["process.capabilities.bounding", &name, "bounding set"],
     );
 }
+
+#[test]
+fn bad_idmapped_mounts() {
+    let rt = Runtime::new();
+    let userns = |c: &mut Value| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map;
+    };
+    let add_mount = |c: &mut Value, mount: Value| {
+        c["mounts"].as_array_mut().unwrap().push(mount);
+    };
+    let source = std::env::temp_dir();
+    let source = source.to_str().unwrap();
+    // idmap on a filesystem that is not a bind.
+    let bundle = with(|c| {
+        userns(c);
+        add_mount(
+            c,
+            json!({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}),
+        );
+    });
+    refused(
+        &rt,
+        &bundle,
+        &["mounts[6].type", "tmpfs", "only binds can be idmapped"],
+    );
+    // idmap without a user namespace of the container's own.
+    let bundle = with(|c| {
+        add_mount(
+            c,
+            json!({"destination": "/mnt", "type": "bind", "source": source, "options": ["rbind", "idmap"]}),
+        );
+    });
+    refused(
+        &rt,
+        &bundle,
+        &["mounts[6]", "idmapped", "create a user namespace"],
+    );
+    // A mapping of no ids.
+    let bundle = with(|c| {
+        userns(c);
+        add_mount(
+            c,
+            json!({"destination": "/mnt", "type": "bind", "source": source, "options": ["bind"],
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 0}]}),
+        );
+    });
+    refused(
+        &rt,
+        &bundle,
+        &["mounts[6].uidMappings[0].size", "at least one id"],
+    );
+    // The rootfs annotation: a value other than true/false, or no user namespace.
+    let bundle = with(|c| c["annotations"] = json!({"bulwark.rootfs.idmap": "yes"}));
+    refused(
+        &rt,
+        &bundle,
+        &["bulwark.rootfs.idmap", "\"yes\"", "\"true\" or \"false\""],
+    );
+    let bundle = with(|c| c["annotations"] = json!({"bulwark.rootfs.idmap": "true"}));
+    refused(
+        &rt,
+        &bundle,
+        &["bulwark.rootfs.idmap", "create a user namespace"],
+    );
+    // A source that does not exist: the parent fails to clone it, nothing is left.
+    let bundle = with(|c| {
+        userns(c);
+        add_mount(
+            c,
+            json!({"destination": "/mnt", "type": "bind", "source": "/nonexistent/idmap-source", "options": ["bind", "idmap"]}),
+        );
+    });
+    refused(&rt, &bundle, &["/nonexistent/idmap-source", "idmapped"]);
+}

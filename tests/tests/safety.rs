@@ -243,3 +243,36 @@ fn absent_capabilities_mean_none() {
         );
     }
 }
+
+#[test]
+fn a_container_cannot_type_into_the_terminal_it_was_started_from() {
+    // TIOCSTI (CVE-2017-5226 and kin): a container whose stdin is the terminal of the
+    // shell that started it pushes input into it, and the shell runs it after the container
+    // exits. The runtime runs here as a session leader with a pty as its controlling
+    // terminal and as the container's stdin (no `process.terminal`); the container process
+    // must be in a session of its own, where the kernel refuses TIOCSTI.
+    let rt = Runtime::new();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    for program in [
+        vec![CHECKER, "tiocsti"],
+        vec!["/bin/sh", "-c", "exec bulwark-check tiocsti"],
+    ] {
+        let bundle = Bundle::with(|c| c["process"]["args"] = json!(program));
+        let id = rt.unique_id();
+        let slave = std::fs::File::from(pty.slave.try_clone().unwrap());
+        let mut command = std::process::Command::new("setsid");
+        command
+            .args(["--ctty", "--wait"])
+            .arg(rt.binary())
+            .arg("--root")
+            .arg(rt.root())
+            .args(["run", "--bundle", bundle.path().to_str().unwrap(), &id])
+            .stdin(slave);
+        let out = Spawned::new(&mut command)
+            .unwrap()
+            .finish(bulwark_tests::default_timeout());
+        out.assert_success();
+        assert_eq!(out.stdout.trim(), "EPERM", "{program:?}: {out}");
+        rt.assert_clean(&bundle);
+    }
+}

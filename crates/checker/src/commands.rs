@@ -181,6 +181,44 @@ fn say(line: &str) {
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
+/// `tiocsti`: pushes a newline into the terminal on stdin as if typed (TIOCSTI), the way
+/// a container could type commands into the shell it was started from; prints `ok` or
+/// the errno name.
+pub fn tiocsti() -> i32 {
+    let stdin = std::io::stdin();
+    match kernel::push_input(std::os::fd::AsFd::as_fd(&stdin), b'\n') {
+        Ok(()) => say("ok"),
+        Err(errno) => say(&errno_name(errno)),
+    }
+    0
+}
+
+/// `forks N`: a bounded fork bomb. Forks up to `N` children that wait to be killed, prints
+/// `forked K` (how many the kernel allowed) and the errno that stopped it, then kills and
+/// reaps them all. Bounded by `N`, so even an unlimited container harms nothing.
+pub fn forks(count: &OsStr) -> Result<i32, Usage> {
+    let count: usize = number("fork count", count)?;
+    let mut children = Vec::new();
+    let mut stopped = String::from("none");
+    for _ in 0..count {
+        match kernel::fork_paused() {
+            Ok(pid) => children.push(pid),
+            Err(errno) => {
+                stopped = errno_name(errno);
+                break;
+            }
+        }
+    }
+    say(&format!("forked {} stopped by {stopped}", children.len()));
+    for pid in &children {
+        let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
+    }
+    for pid in children {
+        let _ = nix::sys::wait::waitpid(pid, None);
+    }
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

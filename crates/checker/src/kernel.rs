@@ -109,3 +109,26 @@ pub fn raw_syscall(number: c_long, args: [c_ulong; 6]) -> nix::Result<c_long> {
         unsafe { libc::syscall(number, args[0], args[1], args[2], args[3], args[4], args[5]) };
     Errno::result(ret)
 }
+
+/// Pushes `byte` into the input queue of the terminal `fd` (TIOCSTI), as a keystroke.
+pub fn push_input(fd: BorrowedFd<'_>, byte: u8) -> nix::Result<()> {
+    // SAFETY: TIOCSTI reads one byte from the pointer, which points at `byte` for the
+    // whole call.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSTI, &byte as *const u8) };
+    Errno::result(ret).map(drop)
+}
+
+/// Forks a child that only waits to be killed; returns its pid.
+pub fn fork_paused() -> nix::Result<nix::unistd::Pid> {
+    // SAFETY: the checker is single-threaded, and the child only calls pause(2), which
+    // is async-signal-safe, until it is killed.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(child),
+        nix::unistd::ForkResult::Child => loop {
+            // SAFETY: pause takes no arguments and touches no memory.
+            unsafe {
+                libc::pause();
+            }
+        },
+    }
+}

@@ -22,7 +22,9 @@ const USAGE: &str = "usage: bulwark-check report
        bulwark-check open PATH r|w|rw
        bulwark-check cat PATH
        bulwark-check stat PATH
-       bulwark-check syscall NR [ARG...]";
+       bulwark-check syscall NR [ARG...]
+       bulwark-check tiocsti
+       bulwark-check forks N";
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -51,6 +53,8 @@ fn run(args: &[OsString]) -> Result<i32, Usage> {
         ("cat", [path]) => Ok(commands::cat(path)),
         ("stat", [path]) => Ok(commands::stat(path)),
         ("syscall", [number, args @ ..]) => commands::syscall(number, args),
+        ("tiocsti", []) => Ok(commands::tiocsti()),
+        ("forks", [count]) => commands::forks(count),
         ("", _) => Err(Usage("no command given".into())),
         _ => Err(Usage(format!(
             "unknown command or wrong operands: {args:?}"

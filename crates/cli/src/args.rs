@@ -142,6 +142,9 @@ pub struct SpecArgs {
     /// Bundle directory to write config.json into
     #[arg(long, short = 'b', default_value = ".")]
     pub bundle: PathBuf,
+    /// Policy profile: hardened (bulwark's default) or docker (Docker's defaults)
+    #[arg(long, default_value = crate::profiles::DEFAULT)]
+    pub profile: String,
 }
 
 #[derive(Debug, Args)]

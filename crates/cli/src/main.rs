@@ -10,6 +10,7 @@ mod features;
 mod foreground;
 mod list;
 mod log;
+mod profiles;
 mod seal;
 
 use std::process::ExitCode;
@@ -51,9 +52,12 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
     }
     let e = |e: runtime::RuntimeError| e.to_string();
     match cli.command {
-        Command::Spec(a) => {
-            default_spec::write(&a.bundle, cli.rootless.as_deref() == Some("true")).map(|()| 0)
-        }
+        Command::Spec(a) => default_spec::write(
+            &a.bundle,
+            &a.profile,
+            cli.rootless.as_deref() == Some("true"),
+        )
+        .map(|()| 0),
         Command::Features => {
             println!("{}", features::json());
             Ok(0)

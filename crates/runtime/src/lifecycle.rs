@@ -166,7 +166,12 @@ fn spawn(
         id: container.id.clone(),
         bundle,
         namespaces,
-        exec_fifo: container.fifo(),
+        exec_fifo: nix::fcntl::open(
+            &container.fifo(),
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(RuntimeError::sys("opening the exec fifo"))?,
         no_pivot: options.no_pivot,
         no_new_keyring: options.no_new_keyring,
         process: ProcessPlan {

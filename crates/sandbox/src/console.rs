@@ -58,6 +58,16 @@ pub fn attach_terminal(
     Ok(())
 }
 
+/// Without a terminal of its own, the container process starts a session of its own: it
+/// then has no controlling terminal, so it cannot push keystrokes (TIOCSTI) into the
+/// terminal of whoever started it, even when its stdio is that terminal, and job-control
+/// signals from that terminal do not reach it (the runtime forwards signals instead).
+pub fn leave_callers_session() -> Result<(), StepError> {
+    nix::unistd::setsid()
+        .map(drop)
+        .map_err(StepError::sys("setsid (a session of the container's own)"))
+}
+
 /// `/dev/console` shows the container's terminal, as on a real system.
 fn bind_console(slave_name: &str) -> Result<(), StepError> {
     let root = nix::fcntl::open(

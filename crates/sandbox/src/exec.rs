@@ -132,13 +132,14 @@ fn run_process(plan: &ExecPlan, channel: &Channel) -> Result<std::convert::Infal
     if !plan.no_new_keyring {
         let _ = bulwark_sys::tune::join_new_session_keyring();
     }
-    if let Some(console) = plan
+    match plan
         .process
         .console
         .as_ref()
         .filter(|_| process.terminal().unwrap_or(false))
     {
-        console::attach_terminal(console, process.console_size().as_ref(), false)?;
+        Some(console) => console::attach_terminal(console, process.console_size().as_ref(), false)?,
+        None => console::leave_callers_session()?,
     }
     process::apply_privileged_settings(process, None)?;
     process::enter_cwd(process.cwd())?;

@@ -9,14 +9,25 @@ use bulwark_spec::runtime::Linux;
 use bulwark_sys::fs::fd_path;
 use nix::fcntl::OFlag;
 
+use crate::idmapped::{Target, Trees};
 use crate::message::{Channel, ToChild, ToParent};
 use crate::plan::ContainerPlan;
 use crate::seccomp::{self, Before};
 use crate::{console, devices, hooks, idmap, mounts, paths, pivot, process, sysctl, StepError};
 
 /// Runs the init stage; returns an exit code only if the exec did not happen.
-pub fn run(plan: &ContainerPlan, channel: &Channel, via_intermediate: bool) -> i32 {
-    let ready = match build_container(plan, channel, via_intermediate) {
+/// What the intermediate prepared for the init it forks: the rootfs opened while it was
+/// still the host's root, and the idmapped trees the parent sent.
+#[derive(Debug)]
+pub struct Handoff {
+    pub rootfs: OwnedFd,
+    pub trees: Trees,
+}
+
+/// `from_intermediate`: what the intermediate prepared when it made the namespaces;
+/// `None` when the init was cloned into them itself.
+pub fn run(plan: &ContainerPlan, channel: &Channel, from_intermediate: Option<Handoff>) -> i32 {
+    let ready = match build_container(plan, channel, from_intermediate) {
         Ok(ready) => ready,
         Err(StepError::Hook(reason)) => {
             let _ = channel.send(&ToParent::HookFailed(reason));
@@ -43,8 +54,13 @@ struct Ready {
 fn build_container(
     plan: &ContainerPlan,
     channel: &Channel,
-    via_intermediate: bool,
+    from_intermediate: Option<Handoff>,
 ) -> Result<Ready, StepError> {
+    let via_intermediate = from_intermediate.is_some();
+    let (mut trees, rootfs) = match from_intermediate {
+        Some(handoff) => (handoff.trees, Some(handoff.rootfs)),
+        None => (Trees::default(), None),
+    };
     let spec = &plan.bundle.spec;
     let linux = spec.linux().as_ref();
     let process = &plan.process.process;
@@ -56,19 +72,24 @@ fn build_container(
                 .map_err(StepError::sys("creating the cgroup namespace"))?;
         }
     }
+    let rootfs = match rootfs {
+        Some(rootfs) => rootfs,
+        None => pivot::open_rootfs(&plan.bundle.rootfs)?,
+    };
     if plan.creates_user_namespace() && !via_intermediate {
         channel.send(&ToParent::NeedIdMaps)?;
         match channel.expect::<ToChild>("waiting for the id maps")? {
-            ToChild::IdMapsWritten => idmap::become_namespace_root(),
+            ToChild::IdMapsWritten { idmapped } => {
+                trees = Trees::receive(channel, &idmapped)?;
+                idmap::become_namespace_root();
+            }
             other => return Err(StepError::msg(format!("unexpected message {other:?}"))),
         }
     }
-    let fifo = nix::fcntl::open(
-        &plan.exec_fifo,
-        OFlag::O_PATH | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(StepError::sys("opening the exec fifo"))?;
+    let fifo = plan
+        .exec_fifo
+        .try_clone()
+        .map_err(|e| StepError::msg(format!("duplicating the exec fifo's fd: {e}")))?;
 
     if plan
         .namespaces
@@ -79,14 +100,16 @@ fn build_container(
         ))?;
     }
     let root = pivot::prepare_root(
-        &plan.bundle.rootfs,
+        rootfs,
         linux.and_then(|l| l.rootfs_propagation().as_deref()),
+        trees.take(Target::Root),
     )?;
     let mounts = spec.mounts().clone().unwrap_or_default();
     mounts::mount_all(
         root.as_fd(),
         &plan.bundle.dir,
         &mounts,
+        &mut trees,
         mounts::MountContext {
             in_userns: plan.in_user_namespace(),
             own_cgroup_namespace: plan
@@ -116,13 +139,14 @@ fn build_container(
     finish_root(linux)?;
     set_identity(plan)?;
     bulwark_sys::phase::mark("init: root finished");
-    if let Some(console) = plan
+    match plan
         .process
         .console
         .as_ref()
         .filter(|_| process.terminal().unwrap_or(false))
     {
-        console::attach_terminal(console, process.console_size().as_ref(), true)?;
+        Some(console) => console::attach_terminal(console, process.console_size().as_ref(), true)?,
+        None => console::leave_callers_session()?,
     }
     if spec
         .root()

@@ -6,9 +6,10 @@ use bulwark_spec::namespaces::clone_flag;
 use bulwark_sys::process::{clone_process, exit_now, Forked};
 use nix::sched::CloneFlags;
 
+use crate::idmapped::Trees;
 use crate::message::{Channel, ToChild, ToParent};
 use crate::plan::ContainerPlan;
-use crate::{idmap, init, StepError};
+use crate::{idmap, init, pivot, StepError};
 
 /// Runs the stage; returns the exit code of the intermediate process.
 pub fn run(plan: &ContainerPlan, channel: &Channel) -> i32 {
@@ -28,16 +29,25 @@ fn steps(plan: &ContainerPlan, channel: &Channel) -> Result<(), StepError> {
     nix::sched::unshare(CloneFlags::from_bits_retain(flags as i32)).map_err(StepError::sys(
         "creating the namespaces in linux.namespaces",
     ))?;
+    let rootfs = pivot::open_rootfs(&plan.bundle.rootfs)?;
+    let mut trees = Trees::default();
     if plan.creates_user_namespace() {
         channel.send(&ToParent::NeedIdMaps)?;
         match channel.expect::<ToChild>("waiting for the id maps")? {
-            ToChild::IdMapsWritten => idmap::become_namespace_root(),
+            ToChild::IdMapsWritten { idmapped } => {
+                trees = Trees::receive(channel, &idmapped)?;
+                idmap::become_namespace_root();
+            }
             other => return Err(StepError::msg(format!("unexpected message {other:?}"))),
         }
     }
     write_time_offsets(plan)?;
     match clone_process(0).map_err(StepError::sys("forking the container init"))? {
-        Forked::Child => exit_now(init::run(plan, channel, true)),
+        Forked::Child => exit_now(init::run(
+            plan,
+            channel,
+            Some(init::Handoff { rootfs, trees }),
+        )),
         Forked::Parent { pid, .. } => channel.send(&ToParent::InitPid(pid.as_raw())),
     }
 }

@@ -19,6 +19,7 @@ mod error;
 pub mod exec;
 pub mod hooks;
 mod idmap;
+mod idmapped;
 mod init;
 mod intermediate;
 pub mod message;

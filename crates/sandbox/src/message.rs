@@ -31,11 +31,12 @@ pub enum ToParent {
 /// From the parent to the intermediate or init process.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum ToChild {
-    IdMapsWritten,
-    /// The runtime hooks ran; carries the state JSON for the container-side hooks.
-    RuntimeHooksDone {
-        state: String,
+    /// The id maps are written; one idmapped mount tree follows (as an fd) per target.
+    IdMapsWritten {
+        idmapped: Vec<crate::idmapped::Target>,
     },
+    /// The runtime hooks ran; carries the state JSON for the container-side hooks.
+    RuntimeHooksDone { state: String },
 }
 
 /// One end of the stage socket.

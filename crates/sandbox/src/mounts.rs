@@ -9,6 +9,7 @@ use bulwark_sys::mount::{attach, clone_tree, set_attrs, Attrs};
 use bulwark_sys::Errno;
 use nix::mount::MsFlags;
 
+use crate::idmapped::{Target, Trees};
 use crate::StepError;
 
 /// What about the container changes how its mounts are made.
@@ -49,6 +50,7 @@ pub fn mount_all(
     root: BorrowedFd<'_>,
     bundle_dir: &Path,
     mounts: &[Mount],
+    idmapped: &mut Trees,
     ctx: MountContext,
 ) -> Result<(), StepError> {
     for (index, mount) in mounts.iter().enumerate() {
@@ -63,7 +65,8 @@ pub fn mount_all(
             typ: mount.typ().as_deref().unwrap_or("bind"),
             options,
         };
-        mount_one(root, bundle_dir, &spec, ctx)
+        let tree = idmapped.take(Target::Mount(index));
+        mount_one(root, bundle_dir, &spec, tree, ctx)
             .map_err(|e| StepError::msg(format!("{}: {e}", spec.describe())))?;
     }
     Ok(())
@@ -73,6 +76,7 @@ fn mount_one(
     root: BorrowedFd<'_>,
     bundle_dir: &Path,
     spec: &MountSpec,
+    idmapped: Option<OwnedFd>,
     ctx: MountContext,
 ) -> Result<(), StepError> {
     let in_userns = ctx.in_userns;
@@ -84,7 +88,12 @@ fn mount_one(
         );
         let recursive = spec.options.bind == Some(Bind::Recursive);
         let target = bind_target(root, &source, destination)?;
-        bind(&source, target.as_fd(), &spec.options, recursive)?;
+        let tree = match idmapped {
+            Some(tree) => tree,
+            None => clone_tree(&source, recursive)
+                .map_err(StepError::sys(format!("cloning {}", source.display())))?,
+        };
+        bind(tree, target.as_fd(), &spec.options)?;
     } else if spec.typ == "cgroup" {
         return crate::cgroupfs::mount(root, destination, &spec.options, ctx.own_cgroup_namespace);
     } else {
@@ -100,7 +109,9 @@ fn mount_one(
             }) if spec.typ == "sysfs" && in_userns => {
                 let mut options = spec.options.clone();
                 options.recursive_set |= libc::MS_RDONLY as u64;
-                bind(Path::new("/sys"), target.as_fd(), &options, true)?;
+                let tree =
+                    clone_tree(Path::new("/sys"), true).map_err(StepError::sys("cloning /sys"))?;
+                bind(tree, target.as_fd(), &options)?;
             }
             other => other?,
         }
@@ -136,15 +147,9 @@ fn bind_target(
     .map_err(StepError::sys("creating the mount point"))
 }
 
-/// A bind mount made as a detached tree: flags set on the tree before it becomes visible.
-fn bind(
-    source: &Path,
-    target: BorrowedFd<'_>,
-    options: &MountOptions,
-    recursive: bool,
-) -> Result<(), StepError> {
-    let tree = clone_tree(source, recursive)
-        .map_err(StepError::sys(format!("cloning {}", source.display())))?;
+/// A bind mount made as a detached tree (`tree`, from `clone_tree`): flags set on the
+/// tree before it becomes visible.
+fn bind(tree: OwnedFd, target: BorrowedFd<'_>, options: &MountOptions) -> Result<(), StepError> {
     set_attrs(
         tree.as_fd(),
         Attrs::from_ms(options.set, options.clear),

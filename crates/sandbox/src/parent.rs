@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 
 use crate::message::{channel_pair, Channel, ToChild, ToParent};
 use crate::plan::ContainerPlan;
-use crate::{idmap, init, intermediate, LaunchError, StepError};
+use crate::{idmap, idmapped, init, intermediate, LaunchError, StepError};
 
 /// A container init that reported ready.
 #[derive(Debug)]
@@ -68,6 +68,7 @@ pub fn spawn_container(
             let mut keep = plan.process.inherited_fds();
             keep.push(theirs.raw_fd());
             keep.extend(plan.placement.raw_fds());
+            keep.push(std::os::fd::AsRawFd::as_raw_fd(&plan.exec_fifo));
             if let Err(e) = bulwark_sys::process::close_fds_except(&keep) {
                 let _ = theirs.send(&ToParent::Failed(format!("closing the runtime's fds: {e}")));
                 exit_now(1);
@@ -75,7 +76,7 @@ pub fn spawn_container(
             let code = if via_intermediate {
                 intermediate::run(plan, &theirs)
             } else {
-                init::run(plan, &theirs, false)
+                init::run(plan, &theirs, None)
             };
             exit_now(code)
         }
@@ -122,7 +123,13 @@ fn converse(
                     .and_then(|l| l.gid_mappings().clone())
                     .unwrap_or_default();
                 idmap::write(first, &uids, &gids)?;
-                channel.send(&ToChild::IdMapsWritten)?;
+                let trees = idmapped::make(plan, first)?;
+                channel.send(&ToChild::IdMapsWritten {
+                    idmapped: trees.iter().map(|(target, _)| *target).collect(),
+                })?;
+                for (_, tree) in &trees {
+                    channel.send_fd(tree.as_fd())?;
+                }
             }
             ToParent::InitPid(raw) => {
                 init = Pid::from_raw(raw);

@@ -2,14 +2,35 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use bulwark_sys::mount::{set_attrs, Attrs, ATTR_RDONLY};
+use bulwark_sys::mount::{attach, clone_tree_fd, set_attrs, Attrs, ATTR_RDONLY};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use crate::StepError;
 
-/// Stops mount events of the new mount namespace reaching the host, and makes the
-/// rootfs a mount point of its own (pivot_root needs one). Returns an `O_PATH` handle to it.
-pub fn prepare_root(rootfs: &Path, root_propagation: Option<&str>) -> Result<OwnedFd, StepError> {
+/// Opens `root.path` while the process still has the host's root as its owner (before it
+/// becomes root of a user namespace mapped elsewhere), so a bundle directory only root
+/// can search still works. The handle is to the directory the rootfs mount will cover.
+pub fn open_rootfs(rootfs: &Path) -> Result<OwnedFd, StepError> {
+    nix::fcntl::open(
+        rootfs,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(StepError::sys(format!(
+        "opening root.path {}",
+        rootfs.display()
+    )))
+}
+
+/// Stops mount events of the new mount namespace reaching the host, and mounts the rootfs
+/// (`rootfs`, from [`open_rootfs`]) on itself as a private mount of its own (pivot_root
+/// needs one): a recursive bind, or `idmapped`, the idmapped tree the parent made.
+/// Returns a handle to the root of that mount.
+pub fn prepare_root(
+    rootfs: OwnedFd,
+    root_propagation: Option<&str>,
+    idmapped: Option<OwnedFd>,
+) -> Result<OwnedFd, StepError> {
     let host_side = match root_propagation {
         Some(p) if p.ends_with("private") => MsFlags::MS_PRIVATE,
         _ => MsFlags::MS_SLAVE,
@@ -22,32 +43,21 @@ pub fn prepare_root(rootfs: &Path, root_propagation: Option<&str>) -> Result<Own
         None::<&str>,
     )
     .map_err(StepError::sys("making / a slave mount"))?;
-    mount(
-        Some(rootfs),
-        rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(StepError::sys(format!(
-        "bind-mounting root.path {}",
-        rootfs.display()
-    )))?;
-    // The rootfs's parent mount must not be shared, or pivot_root refuses.
-    mount(
-        None::<&str>,
-        rootfs,
-        None::<&str>,
-        MsFlags::MS_PRIVATE,
-        None::<&str>,
+    let tree = match idmapped {
+        Some(tree) => tree,
+        None => clone_tree_fd(rootfs.as_fd(), true)
+            .map_err(StepError::sys("cloning root.path for its bind mount"))?,
+    };
+    attach(tree.as_fd(), rootfs.as_fd()).map_err(StepError::sys("mounting root.path on itself"))?;
+    // The rootfs mount must not be shared, or pivot_root refuses.
+    set_attrs(
+        tree.as_fd(),
+        Attrs::default(),
+        libc::MS_PRIVATE as u64,
+        false,
     )
     .map_err(StepError::sys("making the rootfs private"))?;
-    nix::fcntl::open(
-        rootfs,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(StepError::sys("opening the rootfs"))
+    Ok(tree)
 }
 
 /// Makes the rootfs `/`: pivot_root and detach the old root, or with `--no-pivot`

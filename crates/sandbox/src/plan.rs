@@ -1,6 +1,5 @@
 //! What to launch: the validated bundle plus the choices the command line made.
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 
 use bulwark_cgroups::Entry;
 use bulwark_spec::runtime::Process;
@@ -33,8 +32,10 @@ pub struct ContainerPlan {
     pub id: String,
     pub bundle: Bundle,
     pub namespaces: NamespacePlan,
-    /// The exec fifo the init blocks on until `start`.
-    pub exec_fifo: PathBuf,
+    /// The exec fifo the init blocks on until `start`, as an `O_PATH` fd opened by the
+    /// runtime: an init whose root is an unprivileged host id may not be able to reach the
+    /// state directory by path, and after `pivot_root` no init can.
+    pub exec_fifo: OwnedFd,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub process: ProcessPlan,

@@ -17,4 +17,4 @@ pub use load::{load_bundle, parse_config, Bundle};
 pub use mount_options::{MountOptions, Propagation};
 pub use namespaces::{NamespaceKind, NamespacePlan};
 pub use oci_spec::runtime;
-pub use validate::validate;
+pub use validate::{rootfs_idmapped, validate, ROOTFS_IDMAP};

@@ -32,6 +32,9 @@ pub struct MountOptions {
     pub recursive_clear: u64,
     pub propagation: Vec<Propagation>,
     pub bind: Option<Bind>,
+    /// `idmap` / `ridmap`: the bind shows ids through the mount's (or the container's)
+    /// id mappings, on the top mount or on every mount of the tree.
+    pub idmap: Option<Bind>,
     /// Options the kernel's filesystem gets as data (`size=64k,mode=755`).
     pub data: Vec<String>,
 }
@@ -125,9 +128,8 @@ impl MountOptions {
             "defaults" => return Ok(()),
             "bind" => self.bind = Some(Bind::Single),
             "rbind" => self.bind = Some(Bind::Recursive),
-            "idmap" | "ridmap" => {
-                return Err("a supported option (idmapped mounts are not supported yet)")
-            }
+            "idmap" => self.idmap = Some(Bind::Single),
+            "ridmap" => self.idmap = Some(Bind::Recursive),
             _ => {
                 if let Some((set, flag)) = flag_option(option) {
                     if set && flag & ATIME_FLAGS != 0 {
@@ -239,6 +241,7 @@ mod tests {
         assert!(err.contains("mounts[0].options[1]"), "{err}");
         assert!(err.contains("no suid"), "{err}");
         assert!(parse(&[""]).is_err());
-        assert!(parse(&["idmap"]).is_err());
+        assert_eq!(parse(&["idmap"]).unwrap().idmap, Some(Bind::Single));
+        assert_eq!(parse(&["ridmap"]).unwrap().idmap, Some(Bind::Recursive));
     }
 }

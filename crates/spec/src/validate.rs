@@ -22,8 +22,9 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         ));
     }
     for (index, mount) in spec.mounts().iter().flatten().enumerate() {
-        check_mount(index, mount)?;
+        check_mount(index, mount, &plan)?;
     }
+    check_rootfs_idmap(spec, &plan)?;
     if let Some(linux) = spec.linux() {
         check_linux(linux, &plan)?;
     }
@@ -217,7 +218,7 @@ fn check_process(process: &Process) -> Result<(), SpecError> {
     Ok(())
 }
 
-fn check_mount(index: usize, mount: &Mount) -> Result<(), SpecError> {
+fn check_mount(index: usize, mount: &Mount, plan: &NamespacePlan) -> Result<(), SpecError> {
     let field = format!("mounts[{index}]");
     if !mount.destination().is_absolute() {
         return Err(SpecError::invalid(
@@ -245,10 +246,68 @@ fn check_mount(index: usize, mount: &Mount) -> Result<(), SpecError> {
             "a filesystem type such as tmpfs or proc, or a bind/rbind option",
         ));
     }
-    if mount.uid_mappings().is_some() || mount.gid_mappings().is_some() {
-        return Err(SpecError::unsupported(
-            format!("{field}.uidMappings"),
-            "idmapped mounts are not supported yet",
+    let has_maps = mount.uid_mappings().is_some() || mount.gid_mappings().is_some();
+    if options.idmap.is_some() || has_maps {
+        let what = format!("{field} (an idmapped mount)");
+        if options.bind.is_none() && typ != "bind" {
+            return Err(SpecError::invalid(
+                format!("{field}.type"),
+                typ,
+                "a bind mount: only binds can be idmapped",
+            ));
+        }
+        if !plan.creates(NamespaceKind::User) {
+            return Err(SpecError::invalid(
+                what,
+                "no new user namespace",
+                "linux.namespaces to create a user namespace, whose id mappings the mount uses",
+            ));
+        }
+        for (name, maps) in [
+            ("uidMappings", mount.uid_mappings()),
+            ("gidMappings", mount.gid_mappings()),
+        ] {
+            if let Some(bad) = maps.iter().flatten().position(|m| m.size() == 0) {
+                return Err(SpecError::invalid(
+                    format!("{field}.{name}[{bad}].size"),
+                    0,
+                    "a mapping of at least one id",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The annotation that idmaps the root filesystem with the container's own id mappings,
+/// so a root-owned image works in a user namespace without a chown.
+pub const ROOTFS_IDMAP: &str = "bulwark.rootfs.idmap";
+
+/// Whether `spec` asks for an idmapped root filesystem.
+pub fn rootfs_idmapped(spec: &Spec) -> bool {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(ROOTFS_IDMAP))
+        .is_some_and(|v| v == "true")
+}
+
+fn check_rootfs_idmap(spec: &Spec, plan: &NamespacePlan) -> Result<(), SpecError> {
+    let Some(value) = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(ROOTFS_IDMAP))
+    else {
+        return Ok(());
+    };
+    let field = format!("annotations[{ROOTFS_IDMAP:?}]");
+    if value != "true" && value != "false" {
+        return Err(SpecError::invalid(field, value, "\"true\" or \"false\""));
+    }
+    if value == "true" && !plan.creates(NamespaceKind::User) {
+        return Err(SpecError::invalid(
+            field,
+            value,
+            "linux.namespaces to create a user namespace, whose id mappings the root filesystem then shows",
         ));
     }
     Ok(())

@@ -21,6 +21,7 @@ pub const ATTR_NOATIME: u64 = 0x10;
 pub const ATTR_STRICTATIME: u64 = 0x20;
 pub const ATTR_NODIRATIME: u64 = 0x80;
 pub const ATTR_NOSYMFOLLOW: u64 = 0x200000;
+const ATTR_IDMAP: u64 = 0x100000;
 
 /// Mount attributes to set and clear, in mount_setattr's terms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -123,6 +124,36 @@ pub fn set_attrs(
     }
     // SAFETY: `attr` is a valid mount_attr of the size passed and the path is a valid
     // empty C string; both outlive the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// Makes the detached tree `fd` (from [`clone_tree`], not yet attached) show file ids
+/// through the id mappings of the user namespace `userns`, on its top mount or, if
+/// `recursive`, on every mount of the tree. Needs CAP_SYS_ADMIN over the filesystem,
+/// so for host filesystems the host's root.
+pub fn set_idmap(fd: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool) -> SysResult<()> {
+    let attr = MountAttr {
+        attr_set: ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: as in `set_attrs`: `attr` is a valid mount_attr of the size passed, the
+    // path an empty C string, and `userns` an open fd; all outlive the call.
     check(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,

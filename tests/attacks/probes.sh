@@ -1,0 +1,115 @@
+#!/bin/sh
+# The attack suite: known container escapes and host interference, tried from inside a
+# container. Each probe prints one line, `name: blocked (how)` or `name: OPEN (what got
+# through)`. Every probe is harmless to the host even when it gets through: files are
+# opened for writing but never written, syscalls get arguments that fail after the
+# permission checks, mounts happen in the container's own mount namespace, and the fork
+# bomb is bounded. Needs busybox and bulwark-check (/usr/bin/bulwark-check) in the image.
+# Run as the container's root (uid 0 inside), with no terminal.
+check=/usr/bin/bulwark-check
+
+say() { echo "$1: $2"; }
+
+# A syscall that must not reach the kernel: blocked when the filter or a missing
+# capability answers EPERM/EACCES/ENOSYS; any other answer means the kernel ran it
+# (and then refused the bad arguments).
+syscall_probe() {
+    name=$1; shift
+    r=$($check syscall "$@" 2>&1)
+    case "$r" in
+        EPERM|EACCES|ENOSYS) say "$name" "blocked ($r)" ;;
+        *) say "$name" "OPEN (the kernel ran it: $r)" ;;
+    esac
+}
+
+# Opening a host-controlling file for writing (never written): the first of the paths
+# given that this kernel has.
+open_probe() {
+    name=$1; shift
+    for path in "$@"; do
+        r=$($check open "$path" w 2>&1)
+        case "$r" in
+            ENOENT) continue ;;
+            ok*) say "$name" "OPEN ($path opens for writing)" ;;
+            *) say "$name" "blocked ($path: $r)" ;;
+        esac
+        return
+    done
+    say "$name" "n/a (this kernel has none of $*)"
+}
+
+# CVE-2022-0492: mount a v1 cgroup hierarchy to set release_agent.
+mkdir -p /tmp/attack-cg
+if mount -t cgroup -o rdma cgroup /tmp/attack-cg 2>/dev/null || mount -t cgroup -o memory cgroup /tmp/attack-cg 2>/dev/null; then
+    say release_agent "OPEN (a cgroup v1 hierarchy mounted)"; umount /tmp/attack-cg
+else
+    say release_agent "blocked (cgroup mount refused)"
+fi
+open_probe core_pattern /proc/sys/kernel/core_pattern
+open_probe sysrq_trigger /proc/sysrq-trigger
+open_probe proc_sys /proc/sys/kernel/modprobe /proc/sys/vm/drop_caches
+open_probe writable_sys /sys/kernel/uevent_helper /sys/kernel/mm/transparent_hugepage/enabled /sys/kernel/mm/ksm/run /sys/power/state
+if mount -t tmpfs attack /tmp/attack-cg 2>/dev/null; then
+    say mount "OPEN (tmpfs mounted)"; umount /tmp/attack-cg
+else
+    say mount "blocked (refused)"
+fi
+# unshare(CLONE_NEWUSER) to get a full capability set again.
+syscall_probe unshare_userns 272 268435456
+# shocker: open_by_handle_at(-1, NULL, 0) reads host files by inode handle.
+syscall_probe open_by_handle_at 304 18446744073709551615 0 0
+syscall_probe keyctl 250 0 0 0 0 0
+syscall_probe add_key 248 0 0 0 0 0
+syscall_probe kcmp 312 0 0 0 0 0
+syscall_probe perf_event_open 298 0 0 0 0 0
+syscall_probe bpf 321 0 0 0
+syscall_probe userfaultfd 323 4294967295
+syscall_probe io_uring_setup 425 0 0
+# ptrace(PTRACE_TRACEME): the way to reach any ptrace at all.
+syscall_probe ptrace 101 0 0 0 0
+# Raw sockets: AF_INET/SOCK_RAW/ICMP and AF_PACKET/SOCK_RAW (socket, 41); a created
+# socket is closed at once.
+r=$($check syscall 41 2 3 1 2>&1); case "$r" in ok*) say raw_socket "OPEN (AF_INET SOCK_RAW)";; *) say raw_socket "blocked ($r)";; esac
+r=$($check syscall 41 17 3 0 2>&1); case "$r" in ok*) say packet_socket "OPEN (AF_PACKET)";; *) say packet_socket "blocked ($r)";; esac
+# A setuid-root binary run by an unprivileged user: with no_new_privs the kernel ignores
+# the setuid bit. The copy of bulwark-check reports its effective uid (geteuid, 107).
+mkdir -p /tmp/attack-suid && cp $check /tmp/attack-suid/check && chmod 4755 /tmp/attack-suid/check
+r=$(su -s /bin/sh bulwark -c "/tmp/attack-suid/check syscall 107" 2>&1)
+case "$r" in
+    "ok 0") say setuid_escalation "OPEN (euid 0 from a setuid binary)" ;;
+    "ok "*) say setuid_escalation "blocked (euid stays ${r#ok })" ;;
+    *) say setuid_escalation "n/a ($r)" ;;
+esac
+rm -rf /tmp/attack-suid
+# A bounded fork bomb: 5000 forks at most (the hardened pids.max is 4096).
+r=$($check forks 5000)
+case "$r" in
+    "forked 5000"*) say fork_bomb "OPEN ($r)" ;;
+    *) say fork_bomb "blocked ($r)" ;;
+esac
+# Leaked fds (CVE-2024-21626 class): anything open beyond stdio and this script's own.
+leaked=$(ls /proc/self/fd | grep -v -x -e 0 -e 1 -e 2 -e 10 -e 255 | wc -l)
+[ "$leaked" -le 1 ] && say leaked_fds "blocked (stdio only)" || say leaked_fds "OPEN ($leaked extra fds: $(ls -l /proc/self/fd | tail -n +2 | tr -s ' ' | cut -d' ' -f9- | tr '\n' ' '))"
+# Masked paths: kernel memory and host keys.
+for path in /proc/kcore /proc/keys /proc/timer_list; do
+    bytes=$(head -c 16 "$path" 2>/dev/null | wc -c)
+    [ "$bytes" = 0 ] && say "masked_${path##*/}" "blocked (reads empty)" || say "masked_${path##*/}" "OPEN ($path readable)"
+done
+r=$($check tiocsti 2>&1)
+case "$r" in
+    ok*) say tiocsti "OPEN (input pushed)" ;;
+    ENOTTY) say tiocsti "n/a (stdin is not a terminal; see the safety test)" ;;
+    *) say tiocsti "blocked ($r)" ;;
+esac
+# Host processes: with the host's pid namespace many more than ours would show.
+count=$(ls /proc | grep -c '^[0-9][0-9]*$')
+[ "$count" -lt 20 ] && say host_processes "blocked ($count pids visible)" || say host_processes "OPEN ($count pids visible)"
+# Host paths in mountinfo: the bundle's path (given in $BUNDLE by the caller).
+if [ -n "$BUNDLE" ] && grep -q "$BUNDLE" /proc/self/mountinfo; then
+    say host_paths_in_mountinfo "OPEN ($(grep -c "$BUNDLE" /proc/self/mountinfo) lines name $BUNDLE)"
+else
+    say host_paths_in_mountinfo "blocked"
+fi
+# Container root is host root?
+host_uid=$(awk '$1 == 0 {print $2}' /proc/self/uid_map)
+[ "$host_uid" = 0 ] && say root_is_host_root "OPEN (uid 0 is host uid 0)" || say root_is_host_root "blocked (uid 0 is host uid $host_uid)"

@@ -1,0 +1,108 @@
+//! The attack suite (`tests/attacks/probes.sh`): known container escapes and host
+//! interference tried from inside a container. Under the hardened default of
+//! `bulwark-runtime spec` every probe must be blocked (one exception, named below); under
+//! `--profile docker` the suite shows what Docker's defaults still let through.
+//! `tests/attacks/score.py` runs the same probes under runc and crun for the comparison.
+use std::collections::BTreeMap;
+
+use bulwark_tests::{require_idmap, spec_bundle, workspace_root, Bundle, Runtime};
+
+/// Runs the probes in a container made from `spec --profile profile`; returns each
+/// probe's verdict line (`blocked (...)` or `OPEN (...)`).
+fn probe(rt: &Runtime, profile: Option<&str>) -> (Bundle, BTreeMap<String, String>) {
+    let mut bundle = spec_bundle(rt, profile, &["/bin/sh", "/attacks.sh"]);
+    std::fs::copy(
+        workspace_root().join("tests/attacks/probes.sh"),
+        bundle.rootfs().join("attacks.sh"),
+    )
+    .unwrap();
+    let bundle_dir = bundle.path().to_str().unwrap().to_string();
+    bundle.edit(|c| {
+        c["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(format!("BUNDLE={bundle_dir}").into());
+    });
+    let out = rt.run(&bundle, &rt.unique_id());
+    out.assert_success();
+    let verdicts = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (bundle, verdicts)
+}
+
+fn table(verdicts: &BTreeMap<String, String>) -> String {
+    verdicts
+        .iter()
+        .map(|(k, v)| format!("  {k}: {v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn every_attack_is_blocked_by_the_hardened_default() {
+    let rt = Runtime::new();
+    require_idmap!(
+        "every_attack_is_blocked_by_the_hardened_default",
+        &Bundle::new().rootfs()
+    );
+    let (bundle, verdicts) = probe(&rt, None);
+    eprintln!("hardened:\n{}", table(&verdicts));
+    assert!(
+        verdicts.len() >= 25,
+        "every probe reported:\n{}",
+        table(&verdicts)
+    );
+    // A directory rootfs is a bind mount, and mountinfo shows a bind's source path; only
+    // an engine-made rootfs (an overlay mount) avoids that.
+    let known_open = ["host_paths_in_mountinfo"];
+    let open: Vec<_> = verdicts
+        .iter()
+        .filter(|(k, v)| v.starts_with("OPEN") && !known_open.contains(&k.as_str()))
+        .collect();
+    assert!(
+        open.is_empty(),
+        "probes that got through: {open:?}\nall:\n{}",
+        table(&verdicts)
+    );
+    rt.assert_clean(&bundle);
+}
+
+#[test]
+fn the_docker_profile_lets_through_what_docker_does() {
+    let rt = Runtime::new();
+    let (bundle, verdicts) = probe(&rt, Some("docker"));
+    eprintln!("docker profile:\n{}", table(&verdicts));
+    // Docker's defaults: root is host root, raw sockets, no pids limit, ptrace allowed.
+    for open in [
+        "root_is_host_root",
+        "raw_socket",
+        "fork_bomb",
+        "ptrace",
+        "setuid_escalation",
+    ] {
+        assert!(
+            verdicts[open].starts_with("OPEN"),
+            "{open}: {}",
+            verdicts[open]
+        );
+    }
+    // ...and what they do block.
+    for blocked in [
+        "mount",
+        "release_agent",
+        "keyctl",
+        "open_by_handle_at",
+        "unshare_userns",
+    ] {
+        assert!(
+            verdicts[blocked].starts_with("blocked"),
+            "{blocked}: {}",
+            verdicts[blocked]
+        );
+    }
+    rt.assert_clean(&bundle);
+}
