@@ -22,6 +22,8 @@ import sys
 sys.dont_write_bytecode = True
 
 import json
+import os
+import pty
 import shutil
 import subprocess
 import tempfile
@@ -48,7 +50,7 @@ def fixture_rootfs() -> Path:
     return candidates[-1]
 
 
-def bundle_for(work: Path, bulwark: Path, name: str, profile: str, rootfs: Path) -> Path:
+def bundle_for(work: Path, bulwark: Path, name: str, profile: str, rootfs: Path, runtime: str) -> Path:
     bundle = work / name
     bundle.mkdir()
     subprocess.run(["cp", "-a", str(rootfs), str(bundle / "rootfs")], check=True)
@@ -58,15 +60,24 @@ def bundle_for(work: Path, bulwark: Path, name: str, profile: str, rootfs: Path)
     config["process"]["terminal"] = False
     config["process"]["args"] = ["/bin/sh", "/attacks.sh"]
     config["process"]["env"].append(f"BUNDLE={bundle}")
+    if runtime != "bulwark":
+        config["ociVersion"] = "1.0.2"  # crun 1.8 refuses versions it does not know
     (bundle / "config.json").write_text(json.dumps(config, indent=1))
     return bundle
 
 
 def run(binary: str, root: Path, bundle: Path, cid: str) -> dict[str, str]:
-    done = subprocess.run(
-        [binary, "--root", str(root), "run", "--bundle", str(bundle), cid],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
-    )
+    """Runs the probes as a user at a terminal would: the runtime leads a session whose
+    controlling terminal (a pty) is the container's stdin, so the TIOCSTI probe applies."""
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run(
+            ["setsid", "--ctty", "--wait", binary, "--root", str(root), "run", "--bundle", str(bundle), cid],
+            stdin=slave, capture_output=True, text=True, timeout=300,
+        )
+    finally:
+        os.close(slave)
+        os.close(master)
     subprocess.run([binary, "--root", str(root), "delete", "--force", cid], capture_output=True)
     verdicts = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
     if done.returncode != 0 and not verdicts:
@@ -93,7 +104,7 @@ def main() -> int:
         results = {}
         for i, (label, runtime, profile) in enumerate(SUBJECTS):
             binary = str(bulwark) if runtime == "bulwark" else shutil.which(runtime)
-            bundle = bundle_for(work, bulwark, f"b{i}", profile, rootfs)
+            bundle = bundle_for(work, bulwark, f"b{i}", profile, rootfs, runtime)
             results[label] = run(binary, work / f"state-{i}", bundle, f"attack-{i}")
             host.say(f"{label}: {sum(v.startswith('OPEN') for v in results[label].values())} probes got through")
     finally:
