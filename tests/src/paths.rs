@@ -47,7 +47,11 @@ impl TempDir {
     pub fn new() -> TempDir {
         loop {
             let path = std::env::temp_dir().join(unique_name("bulwark-tests"));
-            match std::fs::create_dir(&path) {
+            // Root's alone, like an engine's storage: an idmapped rootfs inside must not be
+            // reachable by other host users.
+            match std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+                .create(&path)
+            {
                 Ok(()) => return TempDir { path },
                 // A leftover from an earlier process with the same pid: take the next number.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

@@ -77,13 +77,9 @@ fn the_docker_profile_lets_through_what_docker_does() {
     let (bundle, verdicts) = probe(&rt, Some("docker"));
     eprintln!("docker profile:\n{}", table(&verdicts));
     // Docker's defaults: root is host root, raw sockets, no pids limit, ptrace allowed.
-    for open in [
-        "root_is_host_root",
-        "raw_socket",
-        "fork_bomb",
-        "ptrace",
-        "setuid_escalation",
-    ] {
+    // (Not setuid_escalation: without no_new_privs it still depends on the rootfs's
+    // filesystem allowing setuid, which the v2 guest's nosuid /tmp does not.)
+    for open in ["root_is_host_root", "raw_socket", "fork_bomb", "ptrace"] {
         assert!(
             verdicts[open].starts_with("OPEN"),
             "{open}: {}",

@@ -419,6 +419,22 @@ fn bad_idmapped_mounts() {
         &bundle,
         &["bulwark.rootfs.idmap", "create a user namespace"],
     );
+    // An idmapped rootfs other host users could reach: what container root writes there
+    // (setuid files too) is the host root's.
+    let bundle = with(|c| {
+        userns(c);
+        c["annotations"] = json!({"bulwark.rootfs.idmap": "true"});
+    });
+    std::fs::set_permissions(
+        bundle.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    refused(
+        &rt,
+        &bundle,
+        &["bulwark.rootfs.idmap", "can be reached by other host users"],
+    );
     // A source that does not exist: the parent fails to clone it, nothing is left.
     let bundle = with(|c| {
         userns(c);

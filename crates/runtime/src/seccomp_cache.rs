@@ -63,9 +63,15 @@ impl Slot {
 
     /// The filter compiled earlier from exactly this profile by exactly this build.
     pub fn load(&self) -> Option<Filter> {
-        let file = std::fs::File::open(&self.path).ok()?;
+        trusted_dir(self.path.parent()?).ok()?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&self.path)
+            .ok()?;
         let meta = file.metadata().ok()?;
-        if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+        let ours = meta.uid() == nix::unistd::geteuid().as_raw();
+        if !meta.is_file() || !ours || meta.mode() & 0o022 != 0 {
             return None;
         }
         let entry: Entry = serde_json::from_reader(std::io::BufReader::new(file)).ok()?;
@@ -95,6 +101,7 @@ impl Slot {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
             _ => {}
         }
+        trusted_dir(dir)?;
         let entry = Entry {
             build: self.build.clone(),
             profile: self.profile.clone(),
@@ -129,6 +136,21 @@ impl Slot {
     }
 }
 
+/// The cache directory must be a real directory (not a symlink), the runtime user's, and
+/// closed to everyone else; otherwise the cache is not used at all.
+fn trusted_dir(dir: &Path) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(dir)?;
+    let ours = meta.uid() == nix::unistd::geteuid().as_raw();
+    if meta.is_dir() && ours && meta.mode() & 0o077 == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "{} is not a directory only the runtime's user can use (mode 0700)",
+            dir.display()
+        )))
+    }
+}
+
 /// What compiled an entry: this binary (by inode, size and time), libseccomp's version
 /// and the kernel, since each can change the program.
 fn build_identity() -> String {
@@ -147,14 +169,19 @@ fn build_identity() -> String {
     )
 }
 
-/// Removes the oldest entries beyond [`KEEP`].
+/// Removes the oldest entries beyond [`KEEP`] (regular files the cache wrote only).
 fn prune(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let ours = |name: &str| name.ends_with(".json") || name.ends_with(".tmp");
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
         .filter_map(|e| e.ok())
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .filter(|e| e.file_name().to_str().is_some_and(ours))
+        .filter_map(|e| {
+            let meta = e.metadata().ok().filter(|m| m.is_file())?;
+            Some((meta.modified().ok()?, e.path()))
+        })
         .collect();
     if files.len() <= KEEP {
         return;

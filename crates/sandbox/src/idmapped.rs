@@ -10,6 +10,7 @@
 //! would have gone. A mount with mappings of its own gets them from a short-lived user
 //! namespace made just for it.
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use bulwark_spec::mount_options::{Bind, MountOptions};
@@ -110,6 +111,9 @@ pub fn make(plan: &ContainerPlan, child: Pid) -> Result<Vec<(Target, OwnedFd)>, 
     if requests.is_empty() {
         return Ok(Vec::new());
     }
+    if requests.iter().any(|r| r.target == Target::Root) {
+        closed_to_others(&plan.bundle.rootfs)?;
+    }
     let own = open_userns(child)?;
     let linux = plan.bundle.spec.linux().as_ref();
     let container_uids = linux
@@ -145,6 +149,29 @@ pub fn make(plan: &ContainerPlan, child: Pid) -> Result<Vec<(Target, OwnedFd)>, 
         .collect()
 }
 
+/// With an idmapped rootfs, what the container's root writes is the host root's on disk
+/// (setuid files included), so no other host user may reach the rootfs: some directory
+/// above it (the container cannot change those) must be root's and closed to others.
+fn closed_to_others(rootfs: &Path) -> Result<(), StepError> {
+    let closed = rootfs.ancestors().skip(1).any(|dir| {
+        std::fs::metadata(dir).is_ok_and(|m| {
+            let group_closed = m.mode() & 0o010 == 0 || m.gid() == 0;
+            m.uid() == 0 && m.mode() & 0o001 == 0 && group_closed
+        })
+    });
+    if closed {
+        return Ok(());
+    }
+    Err(StepError::msg(format!(
+        "annotations[\"{}\"] \"true\": root.path {} can be reached by other host users \
+         (expected a directory above it owned by root and closed to others, such as the \
+         bundle directory with mode 0700): with an idmapped rootfs, files the container's \
+         root writes belong to the host's root",
+        bulwark_spec::ROOTFS_IDMAP,
+        rootfs.display()
+    )))
+}
+
 fn open_userns(pid: Pid) -> Result<OwnedFd, StepError> {
     let path = format!("/proc/{pid}/ns/user");
     nix::fcntl::open(
@@ -158,13 +185,21 @@ fn open_userns(pid: Pid) -> Result<OwnedFd, StepError> {
 /// A user namespace with these mappings, held by a process that lives only until its
 /// namespace is open.
 fn userns_with(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<OwnedFd, StepError> {
+    let parent = nix::unistd::getpid();
     let forked = clone_process(libc::CLONE_NEWUSER as u64).map_err(StepError::sys(
         "creating a user namespace for an idmapped mount",
     ))?;
     let pid = match forked {
         Forked::Child => {
-            // Killed by the parent once it holds the namespace, or with it.
+            // Killed by the parent once it holds the namespace, or with it; if the parent
+            // died before the death signal was set, leave at once. It holds none of the
+            // runtime's fds (the container's lock among them) while it waits.
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            if nix::unistd::getppid() != parent
+                || bulwark_sys::process::close_fds_except(&[]).is_err()
+            {
+                bulwark_sys::process::exit_now(1);
+            }
             loop {
                 nix::unistd::pause();
             }

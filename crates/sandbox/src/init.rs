@@ -15,7 +15,6 @@ use crate::plan::ContainerPlan;
 use crate::seccomp::{self, Before};
 use crate::{console, devices, hooks, idmap, mounts, paths, pivot, process, sysctl, StepError};
 
-/// Runs the init stage; returns an exit code only if the exec did not happen.
 /// What the intermediate prepared for the init it forks: the rootfs opened while it was
 /// still the host's root, and the idmapped trees the parent sent.
 #[derive(Debug)]
@@ -24,6 +23,7 @@ pub struct Handoff {
     pub trees: Trees,
 }
 
+/// Runs the init stage; returns an exit code only if the exec did not happen.
 /// `from_intermediate`: what the intermediate prepared when it made the namespaces;
 /// `None` when the init was cloned into them itself.
 pub fn run(plan: &ContainerPlan, channel: &Channel, from_intermediate: Option<Handoff>) -> i32 {
@@ -56,15 +56,46 @@ fn build_container(
     channel: &Channel,
     from_intermediate: Option<Handoff>,
 ) -> Result<Ready, StepError> {
-    let via_intermediate = from_intermediate.is_some();
-    let (mut trees, rootfs) = match from_intermediate {
-        Some(handoff) => (handoff.trees, Some(handoff.rootfs)),
-        None => (Trees::default(), None),
-    };
-    let spec = &plan.bundle.spec;
-    let linux = spec.linux().as_ref();
-    let process = &plan.process.process;
-    if !via_intermediate && plan.placement.joins_after_clone() {
+    let linux = plan.bundle.spec.linux().as_ref();
+    let Handoff { rootfs, mut trees } = enter(plan, channel, from_intermediate)?;
+    let fifo = plan
+        .exec_fifo
+        .try_clone()
+        .map_err(|e| StepError::msg(format!("duplicating the exec fifo's fd: {e}")))?;
+    let root = build_root(plan, rootfs, &mut trees)?;
+    let state = runtime_and_create_hooks(plan, channel)?;
+    pivot::enter_root(&root, plan.no_pivot)?;
+    drop(root);
+    finish_root(linux)?;
+    set_identity(plan)?;
+    bulwark_sys::phase::mark("init: root finished");
+    let program = prepare_process(plan)?;
+    seccomp::install_at(
+        Before::Ready,
+        plan.seccomp.as_ref(),
+        &plan.process.process,
+        Some(channel),
+    )?;
+    bulwark_sys::phase::mark("init: ready");
+    channel.send(&ToParent::Ready)?;
+    Ok(Ready {
+        fifo,
+        program,
+        state,
+    })
+}
+
+/// Into the container's cgroups and user namespace (unless the intermediate did it): the
+/// rootfs is opened first, while the process is still the host's root as an owner.
+fn enter(
+    plan: &ContainerPlan,
+    channel: &Channel,
+    from_intermediate: Option<Handoff>,
+) -> Result<Handoff, StepError> {
+    if let Some(handoff) = from_intermediate {
+        return Ok(handoff);
+    }
+    if plan.placement.joins_after_clone() {
         join_cgroups(plan)?;
         bulwark_sys::phase::mark("init: joined the cgroups");
         if plan.namespaces.creates(bulwark_spec::NamespaceKind::Cgroup) {
@@ -72,11 +103,9 @@ fn build_container(
                 .map_err(StepError::sys("creating the cgroup namespace"))?;
         }
     }
-    let rootfs = match rootfs {
-        Some(rootfs) => rootfs,
-        None => pivot::open_rootfs(&plan.bundle.rootfs)?,
-    };
-    if plan.creates_user_namespace() && !via_intermediate {
+    let rootfs = pivot::open_rootfs(&plan.bundle.rootfs)?;
+    let mut trees = Trees::default();
+    if plan.creates_user_namespace() {
         channel.send(&ToParent::NeedIdMaps)?;
         match channel.expect::<ToChild>("waiting for the id maps")? {
             ToChild::IdMapsWritten { idmapped } => {
@@ -86,11 +115,18 @@ fn build_container(
             other => return Err(StepError::msg(format!("unexpected message {other:?}"))),
         }
     }
-    let fifo = plan
-        .exec_fifo
-        .try_clone()
-        .map_err(|e| StepError::msg(format!("duplicating the exec fifo's fd: {e}")))?;
+    Ok(Handoff { rootfs, trees })
+}
 
+/// Loopback, the root mount, the config's mounts and the devices, all still under the
+/// host's view of paths.
+fn build_root(
+    plan: &ContainerPlan,
+    rootfs: OwnedFd,
+    trees: &mut Trees,
+) -> Result<OwnedFd, StepError> {
+    let spec = &plan.bundle.spec;
+    let linux = spec.linux().as_ref();
     if plan
         .namespaces
         .creates(bulwark_spec::NamespaceKind::Network)
@@ -109,7 +145,7 @@ fn build_container(
         root.as_fd(),
         &plan.bundle.dir,
         &mounts,
-        &mut trees,
+        trees,
         mounts::MountContext {
             in_userns: plan.in_user_namespace(),
             own_cgroup_namespace: plan
@@ -121,24 +157,34 @@ fn build_container(
     bulwark_sys::phase::mark("init: mounts done");
     devices::create_all(root.as_fd(), &devices, plan.in_user_namespace())?;
     devices::create_links(root.as_fd())?;
+    Ok(root)
+}
 
+/// prestart and createRuntime (run by the parent), then createContainer; returns the state
+/// JSON for the later container-side hooks.
+fn runtime_and_create_hooks(plan: &ContainerPlan, channel: &Channel) -> Result<String, StepError> {
     channel.send(&ToParent::RunRuntimeHooks)?;
     let state = match channel.expect::<ToChild>("waiting for the createRuntime hooks")? {
         ToChild::RuntimeHooksDone { state } => state,
         other => return Err(StepError::msg(format!("unexpected message {other:?}"))),
     };
-    let spec_hooks = spec.hooks().as_ref();
-    let create_container = spec_hooks
+    let create_container = plan
+        .bundle
+        .spec
+        .hooks()
+        .as_ref()
         .and_then(|h| h.create_container().clone())
         .unwrap_or_default();
     hooks::run_all("createContainer", &create_container, state.as_bytes())
         .map_err(StepError::Hook)?;
+    Ok(state)
+}
 
-    pivot::enter_root(&root, plan.no_pivot)?;
-    drop(root);
-    finish_root(linux)?;
-    set_identity(plan)?;
-    bulwark_sys::phase::mark("init: root finished");
+/// Terminal or a session of its own, read-only root, the process's privileged settings,
+/// its cwd and program; every fd past stdio and the preserved ones close-on-exec.
+fn prepare_process(plan: &ContainerPlan) -> Result<std::path::PathBuf, StepError> {
+    let spec = &plan.bundle.spec;
+    let process = &plan.process.process;
     match plan
         .process
         .console
@@ -155,7 +201,7 @@ fn build_container(
     {
         pivot::make_root_readonly()?;
     }
-    process::apply_privileged_settings(process, linux)?;
+    process::apply_privileged_settings(process, spec.linux().as_ref())?;
     process::check_capabilities_grantable(process)?;
     process::enter_cwd(process.cwd())?;
     let args = process.args().clone().unwrap_or_default();
@@ -163,15 +209,7 @@ fn build_container(
     let program = process::resolve_executable(&args[0], &env)?;
     bulwark_sys::process::cloexec_from(3 + plan.process.preserve_fds)
         .map_err(StepError::sys("closing inherited fds"))?;
-    let seccomp = plan.seccomp.as_ref();
-    seccomp::install_at(Before::Ready, seccomp, process, Some(channel))?;
-    bulwark_sys::phase::mark("init: ready");
-    channel.send(&ToParent::Ready)?;
-    Ok(Ready {
-        fifo,
-        program,
-        state,
-    })
+    Ok(program)
 }
 
 /// Masked and read-only paths, propagation, sysctls: what needs the final root.
