@@ -276,3 +276,42 @@ fn a_container_cannot_type_into_the_terminal_it_was_started_from() {
         rt.assert_clean(&bundle);
     }
 }
+
+#[test]
+fn landlock_keeps_a_leaked_host_directory_fd_from_reaching_host_files() {
+    // The CVE-2024-21626 class: a host directory fd reaches the container (here passed on
+    // purpose with --preserve-fds). Namespaces do not stop opening files through it, and
+    // the container's root is the host's root here; Landlock does. With the annotation
+    // "bulwark.landlock" set to "false" the same read succeeds, so the test sees the attack
+    // work without Landlock.
+    let rt = Runtime::new();
+    let host_dir = TempDir::new();
+    std::fs::write(host_dir.path().join("secret"), "host secret\n").unwrap();
+    for (landlock, expected) in [("true", "EACCES"), ("false", "host secret")] {
+        let bundle = Bundle::with(|c| {
+            c["process"]["args"] = json!([CHECKER, "cat", "/proc/self/fd/3/secret"]);
+            c["annotations"] = json!({"bulwark.landlock": landlock});
+        });
+        let id = rt.unique_id();
+        let script = format!(
+            "exec 3<'{}' && exec \"$0\" --root \"$1\" run --preserve-fds 1 --bundle \"$2\" \"$3\"",
+            host_dir.path().display()
+        );
+        let mut command = std::process::Command::new("sh");
+        command
+            .args(["-c", &script])
+            .arg(rt.binary())
+            .arg(rt.root())
+            .arg(bundle.path())
+            .arg(&id);
+        let out = Spawned::new(&mut command)
+            .unwrap()
+            .finish(bulwark_tests::default_timeout());
+        let seen = format!("{}{}", out.stdout.trim(), out.stderr.trim());
+        assert!(
+            seen.contains(expected),
+            "landlock {landlock}: expected {expected:?}: {out}"
+        );
+        rt.assert_clean(&bundle);
+    }
+}

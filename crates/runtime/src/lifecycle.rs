@@ -565,6 +565,7 @@ pub fn exec(root: &StateRoot, id: &str, mut options: ExecOptions) -> Result<Spaw
             preserve_fds: options.preserve_fds,
         },
         no_new_keyring: false,
+        landlock: bulwark_sandbox::landlock::wanted(&saved.config),
         seccomp,
     };
     let mut hooks = ExecHooks {

@@ -148,6 +148,9 @@ fn run_process(plan: &ExecPlan, channel: &Channel) -> Result<std::convert::Infal
     let program = process::resolve_executable(&args[0], &env)?;
     bulwark_sys::process::cloexec_from(3 + plan.process.preserve_fds)
         .map_err(StepError::sys("closing inherited fds"))?;
+    if plan.landlock {
+        crate::landlock::restrict_to_root(3 + plan.process.preserve_fds)?;
+    }
     // As in the init: signals reset, then only what must follow the filter.
     bulwark_sys::process::reset_signals();
     let seccomp = plan.seccomp.as_ref();

@@ -268,6 +268,11 @@ fn start_program(plan: &ContainerPlan, ready: Ready) -> Result<Infallible, StepE
         &state_with_status(&ready.state, "created"),
     )
     .map_err(StepError::Message)?;
+    // Last of all host-path work (the fifo above): from here on only the container's own
+    // tree can be opened.
+    if crate::landlock::wanted(&plan.bundle.spec) {
+        crate::landlock::restrict_to_root(3 + plan.process.preserve_fds)?;
+    }
     // The program starts with no signal ignored or blocked, whatever the runtime or the
     // engine that started it had; done before the seccomp filter may forbid it.
     bulwark_sys::process::reset_signals();

@@ -22,6 +22,7 @@ mod idmap;
 mod idmapped;
 mod init;
 mod intermediate;
+pub mod landlock;
 pub mod message;
 mod mounts;
 mod parent;

@@ -87,6 +87,8 @@ pub struct ExecPlan {
     pub process: ProcessPlan,
     /// The container's `noNewPrivileges`-independent settings come from the process.
     pub no_new_keyring: bool,
+    /// Landlock on (the container's `bulwark.landlock` annotation is not "false").
+    pub landlock: bool,
     /// The container's `linux.seccomp`, compiled by the runtime: exec'd processes get it too.
     pub seccomp: Option<bulwark_seccomp::Filter>,
 }

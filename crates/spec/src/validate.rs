@@ -25,6 +25,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         check_mount(index, mount, &plan)?;
     }
     check_rootfs_idmap(spec, &plan)?;
+    check_switch(spec, LANDLOCK)?;
     if let Some(linux) = spec.linux() {
         check_linux(linux, &plan)?;
     }
@@ -282,6 +283,21 @@ fn check_mount(index: usize, mount: &Mount, plan: &NamespacePlan) -> Result<(), 
 /// The annotation that idmaps the root filesystem with the container's own id mappings,
 /// so a root-owned image works in a user namespace without a chown.
 pub const ROOTFS_IDMAP: &str = "bulwark.rootfs.idmap";
+
+/// The annotation that turns Landlock off ("false"); it is on by default.
+pub const LANDLOCK: &str = "bulwark.landlock";
+
+/// An on/off annotation must say "true" or "false".
+fn check_switch(spec: &Spec, key: &str) -> Result<(), SpecError> {
+    match spec.annotations().as_ref().and_then(|a| a.get(key)) {
+        Some(value) if value != "true" && value != "false" => Err(SpecError::invalid(
+            format!("annotations[{key:?}]"),
+            value,
+            "\"true\" or \"false\"",
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// Whether `spec` asks for an idmapped root filesystem.
 pub fn rootfs_idmapped(spec: &Spec) -> bool {
