@@ -178,3 +178,15 @@ impl Default for Bundle {
         Bundle::new()
     }
 }
+
+/// Adds a new user namespace to `config`, mapping container ids 0-65535 to host ids from
+/// 100000 (root in the container is an unprivileged host id).
+pub fn add_user_namespace(config: &mut Value) {
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("linux.namespaces is a list")
+        .push(json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    config["linux"]["uidMappings"] = map.clone();
+    config["linux"]["gidMappings"] = map;
+}

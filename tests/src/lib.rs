@@ -18,7 +18,7 @@ mod process;
 mod runtime;
 mod spec;
 
-pub use bundle::{default_config, Bundle};
+pub use bundle::{add_user_namespace, default_config, Bundle};
 pub use clean::{assert_clean, catches_signal, mounts_under, processes_mentioning, wait_until};
 pub use fixture::{runtime_binary, Fixture, CHECKER};
 pub use paths::{target_dir, workspace_root, TempDir};

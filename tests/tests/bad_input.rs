@@ -353,15 +353,7 @@ fn capabilities_the_host_cannot_grant() {
 #[test]
 fn bad_idmapped_mounts() {
     let rt = Runtime::new();
-    let userns = |c: &mut Value| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["uidMappings"] = map.clone();
-        c["linux"]["gidMappings"] = map;
-    };
+    let userns = bulwark_tests::add_user_namespace;
     let add_mount = |c: &mut Value, mount: Value| {
         c["mounts"].as_array_mut().unwrap().push(mount);
     };

@@ -253,13 +253,7 @@ fn idmapped_binds_use_the_containers_or_their_own_mappings() {
         c["process"]["args"] = json!(["/bin/sh", "-c", script]);
         c["process"]["capabilities"] = json!({
             "bounding": ["CAP_DAC_OVERRIDE"], "effective": ["CAP_DAC_OVERRIDE"], "permitted": ["CAP_DAC_OVERRIDE"]});
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["uidMappings"] = map.clone();
-        c["linux"]["gidMappings"] = map;
+        bulwark_tests::add_user_namespace(c);
         c["annotations"] = json!({"bulwark.rootfs.idmap": "true"});
         let mounts = c["mounts"].as_array_mut().unwrap();
         mounts.push(json!({"destination": "/data", "type": "bind", "source": source, "options": ["rbind", "idmap"]}));

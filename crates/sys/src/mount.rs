@@ -118,23 +118,7 @@ pub fn set_attrs(
         propagation,
         userns_fd: 0,
     };
-    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    // SAFETY: `attr` is a valid mount_attr of the size passed and the path is a valid
-    // empty C string; both outlive the call.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    })
-    .map(drop)
+    mount_setattr(fd, &attr, recursive)
 }
 
 /// Makes the detached tree `fd` (from [`clone_tree`], not yet attached) show file ids
@@ -148,19 +132,25 @@ pub fn set_idmap(fd: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool) ->
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
+    mount_setattr(fd, &attr, recursive)
+}
+
+/// `mount_setattr(2)` on `fd` itself (and every mount below it if `recursive`).
+fn mount_setattr(fd: BorrowedFd<'_>, attr: &MountAttr, recursive: bool) -> SysResult<()> {
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
         flags |= libc::AT_RECURSIVE as libc::c_uint;
     }
-    // SAFETY: as in `set_attrs`: `attr` is a valid mount_attr of the size passed, the
-    // path an empty C string, and `userns` an open fd; all outlive the call.
+    // SAFETY: `attr` is a valid mount_attr of the size passed (any userns fd in it is
+    // open, borrowed by the caller), and the path is a valid empty C string; all outlive
+    // the call.
     check(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     })
