@@ -14,6 +14,8 @@ fn the_runtime_binary_cannot_be_overwritten_from_inside() {
     // the fd, and reopens it for writing once no runtime is running any more. The
     // binary sits on a read-only mount, so the reopen must fail with EROFS (ETXTBSY only
     // means another runtime happens to be running it; the probe then retries).
+    // The verdict is renamed into place, so the test never reads a file the shell has
+    // created but not yet written.
     // A private copy of the runtime: other tests running the shared binary would keep it
     // busy (ETXTBSY) for the whole probe.
     let private = TempDir::new();
@@ -23,7 +25,7 @@ fn the_runtime_binary_cannot_be_overwritten_from_inside() {
     let out_dir = TempDir::new();
     let probe = format!(
         "(exec 3</proc/1/exe; i=0; while [ $i -lt 100 ]; do r=$({CHECKER} open /proc/self/fd/3 w); \
-         [ \"$r\" != ETXTBSY ] && break; sleep 0.1; i=$((i+1)); done; echo \"$r\" > /out/result) >/dev/null 2>&1 &"
+         [ \"$r\" != ETXTBSY ] && break; sleep 0.1; i=$((i+1)); done; echo \"$r\" > /out/verdict; mv /out/verdict /out/result) >/dev/null 2>&1 &"
     );
     let bundle = Bundle::with(|c| {
         c["process"]["args"] = json!([CHECKER, "sleep", "600"]);
