@@ -269,6 +269,70 @@ fn tmpfs_and_bind_mounts_with_their_options() {
     assert_eq!(lines.join(" "), "dir file EROFS EROFS ok ran refused");
 }
 
+/// `tmpcopyup` (Podman's tmpfs mounts): the tmpfs starts with what the image had there,
+/// owners, modes and symlinks kept (a link to a host path stays a link), and `ro` is
+/// applied after the copy.
+#[test]
+fn tmpcopyup_fills_the_tmpfs_with_the_image_files() {
+    use std::os::unix::fs::{chown, symlink, PermissionsExt};
+    let rt = Runtime::new();
+    let mut bundle = Bundle::new();
+    let data = bundle.rootfs().join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("sub/file"), "from the image\n").unwrap();
+    std::fs::set_permissions(data.join("sub/file"), PermissionsExt::from_mode(0o604)).unwrap();
+    chown(data.join("sub/file"), Some(1000), Some(1000)).unwrap();
+    std::fs::set_permissions(&data, PermissionsExt::from_mode(0o750)).unwrap();
+    symlink("/etc/shadow-on-the-host", data.join("link")).unwrap();
+    bundle.edit(|config| {
+        let mounts = config["mounts"].as_array_mut().unwrap();
+        for (at, ro) in [("/data", "ro"), ("/etc", "rw")] {
+            mounts.push(json!({
+                "destination": at, "type": "tmpfs", "source": "tmpfs",
+                "options": ["tmpcopyup", ro, "nosuid", "nodev"]
+            }));
+        }
+    });
+    let script = "grep -E ' /(data|etc) ' /proc/mounts | cut -d' ' -f2,3,4 | cut -d, -f1; \
+         cat /data/sub/file; readlink /data/link; stat -c '%a %u %g' /data /data/sub/file; \
+         for d in /data /etc; do touch $d/new 2>/dev/null && echo written || echo refused; done; \
+         grep -c root /etc/passwd";
+    let lines = sh(&rt, &mut bundle, script);
+    assert_eq!(
+        lines,
+        [
+            "/data tmpfs ro",
+            "/etc tmpfs rw",
+            "from the image",
+            "/etc/shadow-on-the-host",
+            "750 0 0",
+            "604 1000 1000",
+            "refused",
+            "written",
+            "1"
+        ]
+    );
+    // The image's own files are untouched.
+    assert!(!bundle.rootfs().join("etc/new").exists());
+}
+
+#[test]
+fn tmpcopyup_is_only_for_tmpfs() {
+    let rt = Runtime::new();
+    let host = TempDir::new();
+    let bundle = Bundle::with(|config| {
+        let source = path_str(host.path());
+        add_binds(config, &[("/mnt", source, &["bind", "tmpcopyup"])]);
+    });
+    let output = rt.run(&bundle, &rt.unique_id());
+    assert!(!output.status.success());
+    assert!(
+        output.stderr.contains("mounts[6]") && output.stderr.contains("tmpcopyup"),
+        "{output}"
+    );
+    rt.assert_clean(&bundle);
+}
+
 /// A host dir with a file `top` and a tmpfs on `sub` holding `inner`; unmounts on drop.
 struct DirWithSubmount(TempDir);
 

@@ -2,7 +2,7 @@
 use serde_json::{json, Value};
 
 /// Mount options `config.json` may use (see `bulwark_spec::mount_options`).
-const MOUNT_OPTIONS: [&str; 68] = [
+const MOUNT_OPTIONS: [&str; 69] = [
     "async",
     "atime",
     "bind",
@@ -70,6 +70,7 @@ const MOUNT_OPTIONS: [&str; 68] = [
     "suid",
     "symfollow",
     "sync",
+    "tmpcopyup",
     "unbindable",
 ];
 

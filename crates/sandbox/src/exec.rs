@@ -56,24 +56,26 @@ fn wait_for_exec(
 ) -> Result<nix::unistd::Pid, LaunchError> {
     let mut pid = None;
     let mut ready = false;
+    // The stage reports the pid and the process itself sends its listener, so either may
+    // come first; the listener waits for the pid.
+    let mut listener = None;
     loop {
-        match channel.recv::<ToParent>()? {
-            Some(ToParent::InitPid(raw)) => pid = Some(nix::unistd::Pid::from_raw(raw)),
-            Some(ToParent::SeccompListener) => {
-                let fd = channel.recv_fd()?;
-                let child = pid.ok_or_else(|| LaunchError::Child("no pid reported".into()))?;
-                hooks
-                    .seccomp_listener(child, fd)
-                    .map_err(LaunchError::Seccomp)?;
+        let received = channel.recv_with_fd::<ToParent>()?;
+        match received {
+            Some((ToParent::InitPid(raw), _)) => pid = Some(nix::unistd::Pid::from_raw(raw)),
+            Some((ToParent::SeccompListener, fd)) => {
+                listener = Some(crate::message::listener_fd(fd)?);
             }
-            Some(ToParent::Ready) => ready = true,
-            Some(ToParent::Failed(reason)) => {
+            Some((ToParent::Ready, _)) => ready = true,
+            Some((ToParent::Failed(reason), _)) => {
                 if let Some(pid) = pid {
                     let _ = waitpid(pid, None);
                 }
                 return Err(LaunchError::Child(reason));
             }
-            Some(other) => return Err(LaunchError::Child(format!("unexpected message {other:?}"))),
+            Some((other, _)) => {
+                return Err(LaunchError::Child(format!("unexpected message {other:?}")))
+            }
             None if ready => {
                 return pid.ok_or_else(|| LaunchError::Child("no pid reported".into()))
             }
@@ -82,6 +84,11 @@ fn wait_for_exec(
                     "the exec stage closed its socket early".into(),
                 ))
             }
+        }
+        if let (Some(child), Some(fd)) = (pid, listener.take()) {
+            hooks
+                .seccomp_listener(child, fd)
+                .map_err(LaunchError::Seccomp)?;
         }
     }
 }

@@ -17,8 +17,8 @@ pub enum ToParent {
     InitPid(i32),
     /// Mounts are done, the root is not pivoted yet: run `prestart` and `createRuntime`.
     RunRuntimeHooks,
-    /// The seccomp filter is installed; the next datagram carries its notification fd
-    /// for the agent at `linux.seccomp.listenerPath`.
+    /// The seccomp filter is installed; this datagram carries its notification fd for
+    /// the agent at `linux.seccomp.listenerPath`.
     SeccompListener,
     /// Setup is complete; the init waits on the exec fifo (create) or execs now (exec).
     Ready,
@@ -37,6 +37,11 @@ pub enum ToChild {
     },
     /// The runtime hooks ran; carries the state JSON for the container-side hooks.
     RuntimeHooksDone { state: String },
+}
+
+/// The notification fd a [`ToParent::SeccompListener`] message must carry.
+pub fn listener_fd(fd: Option<OwnedFd>) -> Result<OwnedFd, StepError> {
+    fd.ok_or_else(|| StepError::msg("the seccomp listener message came without its fd"))
 }
 
 /// One end of the stage socket.
@@ -80,20 +85,36 @@ impl Channel {
             .map_err(StepError::sys("receiving an fd over the stage socket"))
     }
 
-    /// Receives one message; `Ok(None)` when the other side closed the socket.
+    /// Sends `message` with `fd` in the same datagram, so that no other sender on this
+    /// socket (an exec's stage and its process both write to it) can come between them.
+    pub fn send_with_fd<T: Serialize>(
+        &self,
+        message: &T,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(), StepError> {
+        let bytes = serde_json::to_vec(message).map_err(|e| StepError::msg(e.to_string()))?;
+        bulwark_sys::socket::send_fd(self.0.as_fd(), fd, &bytes)
+            .map_err(StepError::sys("sending a stage message with an fd"))
+    }
+
+    /// Receives one message; `Ok(None)` when the other side closed the socket. An fd sent
+    /// with it is closed; use [`Channel::recv_with_fd`] where one is expected.
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>, StepError> {
-        let mut buf = vec![0u8; 64 * 1024];
-        let n = loop {
-            match nix::unistd::read(self.0.as_fd(), &mut buf) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                other => break other.map_err(StepError::sys("reading a stage message"))?,
-            }
-        };
-        if n == 0 {
+        Ok(self.recv_with_fd()?.map(|(message, _)| message))
+    }
+
+    /// Receives one message and the fd sent with it, if any; `Ok(None)` when the other
+    /// side closed the socket.
+    pub fn recv_with_fd<T: for<'de> Deserialize<'de>>(
+        &self,
+    ) -> Result<Option<(T, Option<OwnedFd>)>, StepError> {
+        let (bytes, fd) = bulwark_sys::socket::recv_message(self.0.as_fd())
+            .map_err(StepError::sys("reading a stage message"))?;
+        if bytes.is_empty() {
             return Ok(None);
         }
-        serde_json::from_slice(&buf[..n])
-            .map(Some)
+        serde_json::from_slice(&bytes)
+            .map(|message| Some((message, fd)))
             .map_err(|e| StepError::msg(format!("malformed stage message: {e}")))
     }
 
@@ -122,5 +143,30 @@ mod tests {
         );
         drop(a);
         assert_eq!(b.recv::<ToParent>().unwrap(), None);
+    }
+
+    #[test]
+    fn a_message_and_its_fd_arrive_together_whoever_else_sends() {
+        let (a, b) = channel_pair().unwrap();
+        let other_sender = Channel(a.0.try_clone().unwrap());
+        let (pipe_read, _pipe_write) = nix::unistd::pipe().unwrap();
+        a.send_with_fd(&ToParent::SeccompListener, pipe_read.as_fd())
+            .unwrap();
+        other_sender.send(&ToParent::InitPid(42)).unwrap();
+        let (message, fd) = b.recv_with_fd::<ToParent>().unwrap().unwrap();
+        assert_eq!(message, ToParent::SeccompListener);
+        let fd = listener_fd(fd).unwrap();
+        let same = |x: &OwnedFd, y: &OwnedFd| {
+            let (x, y) = (
+                nix::sys::stat::fstat(x).unwrap(),
+                nix::sys::stat::fstat(y).unwrap(),
+            );
+            (x.st_dev, x.st_ino) == (y.st_dev, y.st_ino)
+        };
+        assert!(same(&fd, &pipe_read));
+        let (message, fd) = b.recv_with_fd::<ToParent>().unwrap().unwrap();
+        assert_eq!(message, ToParent::InitPid(42));
+        assert!(fd.is_none());
+        assert!(listener_fd(None).is_err());
     }
 }

@@ -4,10 +4,12 @@ use std::path::{Path, PathBuf};
 
 use bulwark_spec::mount_options::{Bind, MountOptions};
 use bulwark_spec::runtime::Mount;
-use bulwark_sys::fs::{fd_path, mkdir_all_in_root, open_path_in_root, touch_in_root};
+use bulwark_sys::copy::{copy_dir_attributes, copy_tree};
+use bulwark_sys::fs::{fd_path, mkdir_all_in_root, open_path_in_root, reopen, touch_in_root};
 use bulwark_sys::mount::{attach, clone_tree, set_attrs, Attrs};
 use bulwark_sys::Errno;
 use nix::mount::MsFlags;
+use rustix::fs::OFlags;
 
 use crate::idmapped::{Target, Trees};
 use crate::StepError;
@@ -81,6 +83,17 @@ fn mount_one(
 ) -> Result<(), StepError> {
     let in_userns = ctx.in_userns;
     let destination = spec.mount.destination();
+    if spec.options.copy_up && (spec.typ != "tmpfs" || spec.options.bind.is_some()) {
+        return Err(StepError::msg(format!(
+            "option \"tmpcopyup\" is only for a tmpfs, not for type {:?}{}",
+            spec.typ,
+            if spec.options.bind.is_some() {
+                " with bind"
+            } else {
+                ""
+            }
+        )));
+    }
     if spec.options.bind.is_some() || spec.typ == "bind" {
         let source = bind_source(
             bundle_dir,
@@ -100,6 +113,7 @@ fn mount_one(
         let target = mkdir_all_in_root(root, destination, 0o755)
             .map_err(StepError::sys("creating the mount point"))?;
         check_special_target(spec.typ, target.as_fd())?;
+        let image_dir = copy_up_source(spec, target.as_fd())?;
         match new_filesystem(spec, target.as_fd()) {
             // sysfs can only be mounted by the owner of the network namespace; in a user
             // namespace sharing the host's network, bind the host's /sys read-only instead.
@@ -117,6 +131,9 @@ fn mount_one(
         }
         if spec.typ == "proc" {
             check_proc_mounted(root, destination)?;
+        }
+        if let Some(image_dir) = image_dir {
+            copy_up(root, destination, image_dir, &spec.options)?;
         }
     }
     finish_attached(root, destination, &spec.options)
@@ -180,9 +197,58 @@ fn check_special_target(typ: &str, target: BorrowedFd<'_>) -> Result<(), StepErr
     Ok(())
 }
 
+/// For `tmpcopyup`: the image's directory under the destination, opened before the
+/// tmpfs hides it.
+fn copy_up_source(spec: &MountSpec, target: BorrowedFd<'_>) -> Result<Option<OwnedFd>, StepError> {
+    if !spec.options.copy_up {
+        return Ok(None);
+    }
+    let dir = reopen(target, OFlags::RDONLY | OFlags::DIRECTORY)
+        .map_err(StepError::sys("opening the directory to copy up"))?;
+    Ok(Some(dir))
+}
+
+/// Copies the image's files into the new tmpfs, which is made read-only only afterwards.
+fn copy_up(
+    root: BorrowedFd<'_>,
+    destination: &Path,
+    image_dir: OwnedFd,
+    options: &MountOptions,
+) -> Result<(), StepError> {
+    let mounted =
+        open_path_in_root(root, destination).map_err(StepError::sys("reopening the mount"))?;
+    let tmpfs = reopen(mounted.as_fd(), OFlags::RDONLY | OFlags::DIRECTORY)
+        .map_err(StepError::sys("opening the new tmpfs"))?;
+    copy_tree(image_dir.as_fd(), tmpfs.as_fd())
+        .map_err(StepError::sys("copying the image's files into the tmpfs"))?;
+    // The tmpfs root looks like the directory it covers, unless the options say otherwise.
+    let given = |key: &str| options.data.iter().any(|d| d.starts_with(key));
+    copy_dir_attributes(
+        image_dir.as_fd(),
+        tmpfs.as_fd(),
+        !given("uid=") && !given("gid="),
+        !given("mode="),
+    )
+    .map_err(StepError::sys("copying the directory's owner and mode"))?;
+    if options.read_only() {
+        set_attrs(
+            mounted.as_fd(),
+            Attrs::from_ms(libc::MS_RDONLY as u64, 0),
+            0,
+            false,
+        )
+        .map_err(StepError::sys("making the tmpfs read-only"))?;
+    }
+    Ok(())
+}
+
 fn new_filesystem(spec: &MountSpec, target: BorrowedFd<'_>) -> Result<(), StepError> {
-    let flags =
-        MsFlags::from_bits_retain((spec.options.set & !(libc::MS_REMOUNT as u64)) as libc::c_ulong);
+    let mut set = spec.options.set & !(libc::MS_REMOUNT as u64);
+    if spec.options.copy_up {
+        // Written to first; copy_up makes it read-only after.
+        set &= !(libc::MS_RDONLY as u64);
+    }
+    let flags = MsFlags::from_bits_retain(set as libc::c_ulong);
     let source = spec
         .mount
         .source()

@@ -107,7 +107,7 @@ fn converse(
 ) -> Result<Pid, LaunchError> {
     let mut init = first;
     loop {
-        let Some(message) = channel.recv::<ToParent>()? else {
+        let Some((message, fd)) = channel.recv_with_fd::<ToParent>()? else {
             let status = waitpid(init, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
                 .map(|s| format!("{s:?}"))
                 .unwrap_or_else(|e| e.to_string());
@@ -146,9 +146,8 @@ fn converse(
                 channel.send(&ToChild::RuntimeHooksDone { state })?;
             }
             ToParent::SeccompListener => {
-                let fd = channel.recv_fd()?;
                 hooks
-                    .seccomp_listener(init, fd)
+                    .seccomp_listener(init, crate::message::listener_fd(fd)?)
                     .map_err(LaunchError::Seccomp)?;
             }
             ToParent::Ready => return Ok(init),

@@ -50,8 +50,7 @@ pub fn install_at(
         let channel = channel.ok_or_else(|| {
             StepError::msg("a seccomp listener fd was made with nobody to hand it to")
         })?;
-        channel.send(&ToParent::SeccompListener)?;
-        channel.send_fd(fd.as_fd())?;
+        channel.send_with_fd(&ToParent::SeccompListener, fd.as_fd())?;
     }
     Ok(())
 }

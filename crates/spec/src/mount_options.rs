@@ -35,6 +35,9 @@ pub struct MountOptions {
     /// `idmap` / `ridmap`: the bind shows ids through the mount's (or the container's)
     /// id mappings, on the top mount or on every mount of the tree.
     pub idmap: Option<Bind>,
+    /// `tmpcopyup` (runc's and crun's extension, which Podman uses): a new tmpfs starts
+    /// with a copy of what the image has under its destination.
+    pub copy_up: bool,
     /// Options the kernel's filesystem gets as data (`size=64k,mode=755`).
     pub data: Vec<String>,
 }
@@ -130,6 +133,7 @@ impl MountOptions {
             "rbind" => self.bind = Some(Bind::Recursive),
             "idmap" => self.idmap = Some(Bind::Single),
             "ridmap" => self.idmap = Some(Bind::Recursive),
+            "tmpcopyup" => self.copy_up = true,
             _ => {
                 if let Some((set, flag)) = flag_option(option) {
                     if set && flag & ATIME_FLAGS != 0 {

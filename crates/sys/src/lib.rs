@@ -2,12 +2,13 @@
 //! runtime lives here, with a `SAFETY:` comment; callers get owned fds and typed results.
 //!
 //! Modules: [`process`] (clone3, exit, pidfds), [`mount`] (the new mount API and
-//! mount_setattr), [`fs`] (path resolution that cannot leave a root), [`tune`] (per-process
-//! knobs the libc crates do not wrap: io priority, scheduler, memory policy, keyrings),
-//! [`bpf`] (cgroup v2 device programs: load, attach, query, detach), [`seccomp`] (installing
-//! a syscall filter).
+//! mount_setattr), [`fs`] (path resolution that cannot leave a root), [`copy`] (copying a
+//! tree between two open directories), [`tune`] (per-process knobs the libc crates do not
+//! wrap: io priority, scheduler, memory policy, keyrings), [`bpf`] (cgroup v2 device
+//! programs: load, attach, query, detach), [`seccomp`] (installing a syscall filter).
 
 pub mod bpf;
+pub mod copy;
 pub mod fs;
 pub mod mount;
 pub mod net;

@@ -14,15 +14,28 @@ pub fn recv_fd(socket: BorrowedFd<'_>) -> SysResult<OwnedFd> {
 /// Receives one message (up to 64 KiB) and the first fd sent with it; `ENODATA` if it
 /// carried none. Further fds in the message are closed.
 pub fn recv_with_fd(socket: BorrowedFd<'_>) -> SysResult<(Vec<u8>, OwnedFd)> {
+    let (bytes, fd) = recv_message(socket)?;
+    Ok((bytes, fd.ok_or(Errno::ENODATA)?))
+}
+
+/// Receives one message (up to 64 KiB; no bytes when the peer closed the socket) and
+/// the first fd sent with it, if any. Further fds in the message are closed. Retries
+/// on EINTR.
+pub fn recv_message(socket: BorrowedFd<'_>) -> SysResult<(Vec<u8>, Option<OwnedFd>)> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
-    let msg = recvmsg::<()>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
+    let msg = loop {
+        match recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
     let len = msg.bytes;
     let mut received: Vec<OwnedFd> = Vec::new();
     for cmsg in msg.cmsgs()? {
@@ -34,9 +47,8 @@ pub fn recv_with_fd(socket: BorrowedFd<'_>) -> SysResult<(Vec<u8>, OwnedFd)> {
             }
         }
     }
-    let fd = received.into_iter().next().ok_or(Errno::ENODATA)?;
     buf.truncate(len);
-    Ok((buf, fd))
+    Ok((buf, received.into_iter().next()))
 }
 
 /// Sends `fd` with SCM_RIGHTS in one message whose bytes are `payload` (not empty: a
