@@ -7,11 +7,14 @@
 //! - [`spec_bundle`]: a bundle from `bulwark-runtime spec`; [`require_idmap!`] skips a
 //!   test where idmapped mounts cannot be made.
 //!
+//! - [`engines`]: Docker, Podman and containerd driving runc and bulwark-runtime.
+//!
 //! Containers need root; tests using these helpers run as root on the host kernel.
 #![forbid(unsafe_code)]
 
 mod bundle;
 mod clean;
+pub mod engines;
 mod fixture;
 mod paths;
 mod process;
