@@ -317,13 +317,25 @@ fn a_notify_agent_gets_the_listener_and_answers() {
 /// Answers every notification with EXDEV until the filter's processes are gone.
 fn answer_with_exdev(fd: std::os::fd::OwnedFd) {
     let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-    while let Ok(request) = libseccomp::ScmpNotifReq::receive(raw) {
-        let response = libseccomp::ScmpNotifResp::new_error(
-            request.id,
-            -libc::EXDEV,
-            libseccomp::ScmpNotifRespFlags::empty(),
-        );
-        let _ = response.respond(raw);
+    // A receive can fail transiently (ENOENT when a notifying task went away between
+    // the wake-up and the read); only a run of failures means no task is left.
+    let mut failures = 0;
+    while failures < 100 {
+        match libseccomp::ScmpNotifReq::receive(raw) {
+            Ok(request) => {
+                failures = 0;
+                let response = libseccomp::ScmpNotifResp::new_error(
+                    request.id,
+                    -libc::EXDEV,
+                    libseccomp::ScmpNotifRespFlags::empty(),
+                );
+                let _ = response.respond(raw);
+            }
+            Err(_) => {
+                failures += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
     }
 }
 
