@@ -4,20 +4,14 @@
 use std::process::Command;
 use std::time::Duration;
 
-use bulwark_tests::engines::cli::{bind_source, expect, skip, succeed, Cli, Flavor};
-use bulwark_tests::engines::daemon::{socket_ready, Daemon, Registry};
-use bulwark_tests::engines::image::{TestImage, IMAGE_NAME};
-use bulwark_tests::engines::installed;
+use bulwark_tests::engines::cli::{
+    bind_source, cgroup_file, expect, sh, skip, succeed, Cli, Flavor,
+};
+use bulwark_tests::engines::daemon::{socket_ready, Daemon};
+use bulwark_tests::engines::image::IMAGE_NAME;
 use bulwark_tests::engines::matrix::{run_matrix, scenario, Scenario};
-use bulwark_tests::{runtime_binary, TempDir, CHECKER};
-
-fn sh(script: &str) -> [&str; 3] {
-    ["sh", "-c", script]
-}
-
-fn cgroup_file(v2: &str, v1: &str) -> String {
-    format!("cat /sys/fs/cgroup/{v2} 2>/dev/null || cat /sys/fs/cgroup/{v1}")
-}
+use bulwark_tests::engines::Stage;
+use bulwark_tests::{runtime_binary, CHECKER};
 
 /// A detached task, killed and removed on drop.
 struct Task<'a> {
@@ -247,16 +241,11 @@ fn scenarios(dir: &std::path::Path, registry_image: String) -> Vec<Scenario> {
 
 #[test]
 fn containerd_runs_bulwark_runtime_as_it_runs_runc() {
-    for program in ["containerd", "ctr", "runc", "skopeo", "docker-registry"] {
-        if !installed(program) {
-            eprintln!("skipped: {program} is not installed (scripts/deps.sh installs it)");
-            return;
-        }
-    }
-    let work = TempDir::new();
-    let dir = work.path();
-    let image = TestImage::build(&dir.join("image"));
-    let registry = Registry::start_with(dir, &image.archive, IMAGE_NAME);
+    let Some(stage) = Stage::prepare(&["containerd", "ctr", "runc", "skopeo", "docker-registry"])
+    else {
+        return;
+    };
+    let dir = stage.dir();
     let socket = dir.join("containerd.sock");
     let config = dir.join("config.toml");
     std::fs::write(
@@ -293,14 +282,14 @@ fn containerd_runs_bulwark_runtime_as_it_runs_runc() {
         image: format!("docker.io/{IMAGE_NAME}"),
         flavor: Flavor::Ctr,
     };
-    let archive = image.archive.display().to_string();
+    let archive = stage.archive();
     succeed(&runc.cmd(&["images", "import", &archive])).expect("ctr images import");
     let bulwark = Cli {
         runtime: "bulwark-runtime".into(),
         runtime_flags: runtime_flag(runtime_binary().display().to_string()),
         ..runc.clone()
     };
-    let registry_image = format!("{}/{IMAGE_NAME}", registry.address);
+    let registry_image = stage.registry_image();
     run_matrix(
         "containerd",
         &[runc, bulwark],

@@ -4,25 +4,19 @@
 use std::process::Command;
 
 use bulwark_tests::engines::cli::{succeed, Cli, Flavor};
-use bulwark_tests::engines::daemon::{socket_ready, Daemon, Links, Registry};
+use bulwark_tests::engines::daemon::{socket_ready, Daemon, Links};
 use bulwark_tests::engines::docker_like::{scenarios, Setup};
-use bulwark_tests::engines::image::{TestImage, IMAGE_NAME};
-use bulwark_tests::engines::{installed, matrix::run_matrix};
-use bulwark_tests::{runtime_binary, TempDir};
+use bulwark_tests::engines::image::IMAGE_NAME;
+use bulwark_tests::engines::{matrix::run_matrix, Stage};
+use bulwark_tests::runtime_binary;
 use serde_json::json;
 
 #[test]
 fn docker_runs_bulwark_runtime_as_it_runs_runc() {
-    for program in ["dockerd", "runc", "skopeo", "docker-registry"] {
-        if !installed(program) {
-            eprintln!("skipped: {program} is not installed (scripts/deps.sh installs it)");
-            return;
-        }
-    }
-    let work = TempDir::new();
-    let dir = work.path();
-    let image = TestImage::build(&dir.join("image"));
-    let registry = Registry::start_with(dir, &image.archive, IMAGE_NAME);
+    let Some(stage) = Stage::prepare(&["dockerd", "runc", "skopeo", "docker-registry"]) else {
+        return;
+    };
+    let dir = stage.dir();
     let socket = dir.join("docker.sock");
     let config = dir.join("daemon.json");
     let daemon_json = json!({
@@ -54,7 +48,7 @@ fn docker_runs_bulwark_runtime_as_it_runs_runc() {
         image: IMAGE_NAME.into(),
         flavor: Flavor::DockerLike,
     };
-    let archive = image.archive.display().to_string();
+    let archive = stage.archive();
     succeed(&runc.cmd(&["load", "-i", &archive])).expect("docker load");
     let bulwark = Cli {
         runtime: "bulwark-runtime".into(),
@@ -63,7 +57,7 @@ fn docker_runs_bulwark_runtime_as_it_runs_runc() {
     };
     let setup = Setup {
         dir: dir.to_owned(),
-        registry_image: format!("{}/{IMAGE_NAME}", registry.address),
+        registry_image: stage.registry_image(),
         pull_flags: Vec::new(),
         no_userns_mapping: Some(
             "dockerd maps user namespaces only daemon-wide (userns-remap), not per container",

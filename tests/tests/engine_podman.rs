@@ -1,24 +1,19 @@
 //! Podman (Debian's podman and conmon) driving runc and bulwark-runtime over the same
 //! scenarios, with its storage, run root and containers.conf in a temp dir.
 use bulwark_tests::engines::cli::{succeed, Cli, Flavor};
-use bulwark_tests::engines::daemon::{Links, Registry};
+use bulwark_tests::engines::daemon::Links;
 use bulwark_tests::engines::docker_like::{scenarios, Setup};
-use bulwark_tests::engines::image::{TestImage, IMAGE_NAME};
-use bulwark_tests::engines::{installed, matrix::run_matrix};
-use bulwark_tests::{runtime_binary, TempDir};
+use bulwark_tests::engines::image::IMAGE_NAME;
+use bulwark_tests::engines::{matrix::run_matrix, Stage};
+use bulwark_tests::runtime_binary;
 
 #[test]
 fn podman_runs_bulwark_runtime_as_it_runs_runc() {
-    for program in ["podman", "conmon", "runc", "skopeo", "docker-registry"] {
-        if !installed(program) {
-            eprintln!("skipped: {program} is not installed (scripts/deps.sh installs it)");
-            return;
-        }
-    }
-    let work = TempDir::new();
-    let dir = work.path();
-    let image = TestImage::build(&dir.join("image"));
-    let registry = Registry::start_with(dir, &image.archive, IMAGE_NAME);
+    let Some(stage) = Stage::prepare(&["podman", "conmon", "runc", "skopeo", "docker-registry"])
+    else {
+        return;
+    };
+    let dir = stage.dir();
     // Root here lacks CAP_SYS_RESOURCE in its bounding set: without explicit ulimits
     // podman asks for limits it cannot set, and conmon needs the same config, or each
     // run waits 20 s for it.
@@ -54,7 +49,7 @@ fn podman_runs_bulwark_runtime_as_it_runs_runc() {
         image: IMAGE_NAME.into(),
         flavor: Flavor::DockerLike,
     };
-    let archive = image.archive.display().to_string();
+    let archive = stage.archive();
     succeed(&runc.cmd(&["load", "-i", &archive])).expect("podman load");
     let bulwark = Cli {
         runtime: "bulwark-runtime".into(),
@@ -63,7 +58,7 @@ fn podman_runs_bulwark_runtime_as_it_runs_runc() {
     };
     let setup = Setup {
         dir: dir.to_owned(),
-        registry_image: format!("{}/{IMAGE_NAME}", registry.address),
+        registry_image: stage.registry_image(),
         pull_flags: vec!["--tls-verify=false".into()],
         no_userns_mapping: None,
     };

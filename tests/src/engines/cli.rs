@@ -136,6 +136,17 @@ fn summary(out: &Output) -> String {
     line.chars().take(300).collect()
 }
 
+/// `sh -c SCRIPT`, as a container command.
+pub fn sh(script: &str) -> [&str; 3] {
+    ["sh", "-c", script]
+}
+
+/// A shell command printing a cgroup file inside the container, at its cgroup2 name
+/// `v2` or, on a v1 host, at `v1` (`memory/memory.limit_in_bytes`).
+pub fn cgroup_file(v2: &str, v1: &str) -> String {
+    format!("cat /sys/fs/cgroup/{v2} 2>/dev/null || cat /sys/fs/cgroup/{v1}")
+}
+
 /// A host directory with one file `f` holding `bound\n`, for bind mounts.
 pub fn bind_source(dir: &Path) -> PathBuf {
     let source = dir.join("bind-source");

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::cli::{bind_source, expect, skip, succeed, Cli, Verdict};
+use super::cli::{bind_source, cgroup_file, expect, sh, skip, succeed, Cli, Verdict};
 use super::matrix::{scenario, Scenario};
 use crate::fixture::CHECKER;
 
@@ -71,19 +71,10 @@ fn equal(what: &str, got: String, wanted: &str) -> Verdict {
     }
 }
 
-/// A cgroup file inside the container, where either hierarchy puts it.
-fn cgroup_file(v2: &str, v1: &str) -> String {
-    format!("cat /sys/fs/cgroup/{v2} 2>/dev/null || cat /sys/fs/cgroup/{v1}")
-}
-
 const MEMORY: &str = "memory.max";
 const MEMORY_V1: &str = "memory/memory.limit_in_bytes";
 const TRAP_TERM: &str = "echo started; trap 'echo got-term; exit 7' TERM; \
                          while true; do sleep 0.2; done";
-
-fn sh(script: &str) -> [&str; 3] {
-    ["sh", "-c", script]
-}
 
 fn host_links() -> String {
     let mut links: Vec<String> = std::fs::read_dir("/sys/class/net")

@@ -14,8 +14,56 @@ pub mod docker_like;
 pub mod image;
 pub mod matrix;
 
-/// Whether `program` is installed; engine tests skip (saying so) when it is not.
-pub fn installed(program: &str) -> bool {
+use std::path::Path;
+
+use crate::paths::TempDir;
+use daemon::Registry;
+use image::{TestImage, IMAGE_NAME};
+
+/// What every engine test starts from: a temp dir, the test image built in it, and the
+/// local registry holding it. Fields drop in order: the registry stops before the
+/// directory goes.
+#[derive(Debug)]
+pub struct Stage {
+    pub registry: Registry,
+    pub image: TestImage,
+    work: TempDir,
+}
+
+impl Stage {
+    /// The stage, or `None` (saying which) when one of `programs` is not installed.
+    pub fn prepare(programs: &[&str]) -> Option<Stage> {
+        if let Some(missing) = programs.iter().find(|p| !installed(p)) {
+            eprintln!("skipped: {missing} is not installed (scripts/deps.sh installs it)");
+            return None;
+        }
+        let work = TempDir::new();
+        let image = TestImage::build(&work.path().join("image"));
+        let registry = Registry::start_with(work.path(), &image.archive, IMAGE_NAME);
+        Some(Stage {
+            registry,
+            image,
+            work,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// The test image's reference in the local registry.
+    pub fn registry_image(&self) -> String {
+        format!("{}/{IMAGE_NAME}", self.registry.address)
+    }
+
+    /// The image archive's path, as an engine's `load`/`import` argument.
+    pub fn archive(&self) -> String {
+        self.image.archive.display().to_string()
+    }
+}
+
+/// Whether `program` is installed.
+fn installed(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
