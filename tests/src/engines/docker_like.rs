@@ -259,7 +259,9 @@ pub fn scenarios(setup: Setup) -> Vec<Scenario> {
             script.args(["-qec", &line.join(" "), "/dev/null"]);
             script.envs(c.env.iter().map(|(k, v)| (k, v)));
             let out = crate::process::run_captured(
-                script.stdin(std::process::Stdio::null()),
+                // A pipe held open until `script` exits: at EOF on its input, `script`
+                // would end the terminal session early (seen once in CI, with runc too).
+                script.stdin(std::process::Stdio::piped()),
                 Duration::from_secs(60),
             );
             expect(&out, 0, "/dev/pts/")?;
