@@ -14,8 +14,10 @@ fn the_runtime_binary_cannot_be_overwritten_from_inside() {
     // the fd, and reopens it for writing once no runtime is running any more. The
     // binary sits on a read-only mount, so the reopen must fail with EROFS (ETXTBSY only
     // means another runtime happens to be running it; the probe then retries).
-    // The verdict is renamed into place, so the test never reads a file the shell has
-    // created but not yet written.
+    // The hook's shell grabs /proc/1/exe before it returns, while pid 1 is surely still
+    // the runtime (a background grab could come after pid 1 exec'd the container's
+    // program, as happened in the slow v2 guest). The verdict is renamed into place, so
+    // the test never reads a file the shell has created but not yet written.
     // A private copy of the runtime: other tests running the shared binary would keep it
     // busy (ETXTBSY) for the whole probe.
     let private = TempDir::new();
@@ -24,7 +26,7 @@ fn the_runtime_binary_cannot_be_overwritten_from_inside() {
     let rt = Runtime::with_binary(&binary);
     let out_dir = TempDir::new();
     let probe = format!(
-        "(exec 3</proc/1/exe; i=0; while [ $i -lt 100 ]; do r=$({CHECKER} open /proc/self/fd/3 w); \
+        "exec 3</proc/1/exe; (i=0; while [ $i -lt 100 ]; do r=$({CHECKER} open /proc/self/fd/3 w); \
          [ \"$r\" != ETXTBSY ] && break; sleep 0.1; i=$((i+1)); done; echo \"$r\" > /out/verdict; mv /out/verdict /out/result) >/dev/null 2>&1 &"
     );
     let bundle = Bundle::with(|c| {
