@@ -36,31 +36,42 @@ pub fn default_config(profile: &Profile, rootless: bool) -> Result<Value, String
         "ptmxmode=0666",
         "mode=0620",
     ];
-    let mut sys = json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]});
+    // In a user namespace too: it owns the new network namespace, so it may mount sysfs
+    // (the runtime binds the host's read-only where it may not).
+    let sys = json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]});
     let mut linux = json!({
         "maskedPaths": profile.masked_paths,
         "readonlyPaths": profile.readonly_paths,
         "seccomp": profiles::seccomp(profile)?,
     });
     let mut annotations = json!({"bulwark.profile": profile.name});
+    let mut rlimits = vec![json!({"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024})];
     if let Some(limit) = profile.pids_limit {
-        linux["resources"] = json!({"pids": {"limit": limit}});
+        linux["resources"]["pids"] = json!({"limit": limit});
+    }
+    if let Some(memory) = &profile.memory_limit {
+        let limit = memory.bytes(host_memory());
+        linux["resources"]["memory"] = json!({"limit": limit, "swap": limit});
     }
     if rootless {
         namespaces.push(json!({"type": "user"}));
-        let uid = nix::unistd::geteuid().as_raw();
-        let gid = nix::unistd::getegid().as_raw();
-        linux["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
-        linux["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
-        sys = json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
-        // Without delegated cgroups a rootless container cannot have limits.
-        linux.as_object_mut().map(|l| l.remove("resources"));
+        let (uids, gids) = rootless_mappings();
+        linux["uidMappings"] = uids;
+        linux["gidMappings"] = gids;
+        // Without a delegated cgroup a rootless container can have no pids.max. The
+        // kernel counts RLIMIT_NPROC per user of each user namespace, so the limit on
+        // container root's processes bounds a fork bomb just as well.
+        // Memory has no such stand-in (RLIMIT_AS bounds one process, not the container).
+        let resources = linux.as_object_mut().and_then(|l| l.remove("resources"));
+        if let Some(limit) = resources.as_ref().and_then(|r| r["pids"].get("limit")) {
+            rlimits.push(json!({"type": "RLIMIT_NPROC", "hard": limit, "soft": limit}));
+        }
     } else {
         devpts.push("gid=5");
         if profile.user_namespace {
             namespaces.push(json!({"type": "user"}));
-            let (uid_start, uid_size) = sub_range("/etc/subuid");
-            let (gid_start, gid_size) = sub_range("/etc/subgid");
+            let (uid_start, uid_size) = host_range("/etc/subuid");
+            let (gid_start, gid_size) = host_range("/etc/subgid");
             linux["uidMappings"] =
                 json!([{"containerID": 0, "hostID": uid_start, "size": uid_size}]);
             linux["gidMappings"] =
@@ -78,7 +89,7 @@ pub fn default_config(profile: &Profile, rootless: bool) -> Result<Value, String
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
             "cwd": "/",
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "rlimits": rlimits,
             "noNewPrivileges": profile.no_new_privileges
         },
         "root": {"path": "rootfs", "readonly": false},
@@ -97,10 +108,59 @@ pub fn default_config(profile: &Profile, rootless: bool) -> Result<Value, String
     }))
 }
 
+/// `MemTotal` of `/proc/meminfo`, in bytes.
+fn host_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib << 10)
+}
+
 /// The first range `/etc/subuid` (or `/etc/subgid`) gives `containers`, else `root`,
-/// else [`FALLBACK_RANGE`].
-fn sub_range(file: &str) -> (u32, u32) {
+/// else [`FALLBACK_RANGE`] moved past every range the file gives anyone: a user whose
+/// rootless containers ran as the same host ids could reach root's containers.
+fn host_range(file: &str) -> (u32, u32) {
     let text = std::fs::read_to_string(file).unwrap_or_default();
+    sub_range(&text, &["containers", "root"])
+        .unwrap_or_else(|| clear_of(FALLBACK_RANGE, &all_ranges(&text)))
+}
+
+/// Every `start:size` range in a subordinate id file.
+fn all_ranges(text: &str) -> Vec<(u32, u32)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.trim().split(':').skip(1);
+            Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `wanted`, moved up (in steps of its size) until it overlaps none of `taken`.
+fn clear_of(wanted: (u32, u32), taken: &[(u32, u32)]) -> (u32, u32) {
+    let (mut start, size) = wanted;
+    let end = |start: u32, size: u32| u64::from(start) + u64::from(size);
+    while let Some(&(s, n)) = taken
+        .iter()
+        .find(|&&(s, n)| u64::from(start) < end(s, n) && u64::from(s) < end(start, size))
+    {
+        let next = end(s, n).div_ceil(u64::from(size)) * u64::from(size);
+        let Ok(next) = u32::try_from(next) else {
+            return wanted;
+        };
+        start = next;
+    }
+    (start, size)
+}
+
+/// The first range a subordinate id file's `text` gives one of `owners` (names or
+/// numeric ids), in that order.
+fn sub_range(text: &str, owners: &[&str]) -> Option<(u32, u32)> {
     let range = |owner: &str| {
         text.lines().find_map(|line| {
             let mut fields = line.trim().split(':');
@@ -110,9 +170,45 @@ fn sub_range(file: &str) -> (u32, u32) {
             Some((start, size)).filter(|(_, size)| *size > 0)
         })
     };
-    range("containers")
-        .or_else(|| range("root"))
-        .unwrap_or(FALLBACK_RANGE)
+    owners.iter().find_map(|owner| range(owner))
+}
+
+/// A rootless container's maps: its root is the caller. With `newuidmap`/`newgidmap`
+/// installed and ranges in `/etc/subuid` and `/etc/subgid` for the caller, ids from 1 up
+/// take those ranges (so images with more than one user work, as under rootless Podman);
+/// otherwise only root is mapped.
+fn rootless_mappings() -> (Value, Value) {
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    let name = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default();
+    let owners = [name.as_str(), &uid.to_string()];
+    let helpers = ["newuidmap", "newgidmap"].iter().all(|h| {
+        ["/usr/bin", "/bin"]
+            .iter()
+            .any(|d| Path::new(d).join(h).is_file())
+    });
+    let read = |file: &str| std::fs::read_to_string(file).unwrap_or_default();
+    let ranges = helpers
+        .then(|| {
+            let uids = sub_range(&read("/etc/subuid"), &owners)?;
+            Some((uids, sub_range(&read("/etc/subgid"), &owners)?))
+        })
+        .flatten();
+    let map = |own: u32, range: Option<(u32, u32)>| {
+        let mut entries = vec![json!({"containerID": 0, "hostID": own, "size": 1})];
+        if let Some((start, size)) = range {
+            entries.push(json!({"containerID": 1, "hostID": start, "size": size}));
+        }
+        Value::Array(entries)
+    };
+    (
+        map(uid, ranges.map(|(u, _)| u)),
+        map(gid, ranges.map(|(_, g)| g)),
+    )
 }
 
 /// Writes `<bundle>/config.json` for the profile called `profile`, refusing to overwrite
@@ -144,6 +240,16 @@ mod tests {
                 bulwark_spec::validate(&spec).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn the_fallback_range_stays_clear_of_every_users_range() {
+        let text = "alice:100000:65536\nbob:165536:65536\n# comment\ncarol:400000:1000\n";
+        let taken = all_ranges(text);
+        assert_eq!(taken.len(), 3);
+        assert_eq!(clear_of(FALLBACK_RANGE, &taken), (262_144, 65_536));
+        assert_eq!(clear_of(FALLBACK_RANGE, &[]), FALLBACK_RANGE);
+        assert_eq!(sub_range(text, &["nobody", "bob"]), Some((165_536, 65_536)));
     }
 
     #[test]

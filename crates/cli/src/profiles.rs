@@ -46,8 +46,33 @@ pub struct Profile {
     pub user_namespace: bool,
     pub cgroup_namespace: bool,
     pub pids_limit: Option<i64>,
+    pub memory_limit: Option<MemoryLimit>,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
+}
+
+/// A memory limit sized to the host: a share of its memory, at most a ceiling (with no
+/// swap beyond it), so one container cannot take the host's memory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryLimit {
+    #[serde(rename = "percentOfHost")]
+    pub percent_of_host: u64,
+    #[serde(rename = "atMostMiB")]
+    pub at_most_mib: u64,
+}
+
+impl MemoryLimit {
+    /// The limit in bytes for a host with `host_bytes` of memory (`None`: unknown),
+    /// whole MiB.
+    pub fn bytes(&self, host_bytes: Option<u64>) -> u64 {
+        let ceiling = self.at_most_mib << 20;
+        let share = host_bytes.map_or(ceiling, |total| {
+            let share = u128::from(total) * u128::from(self.percent_of_host) / 100;
+            u64::try_from(share).unwrap_or(u64::MAX)
+        });
+        (share.min(ceiling) >> 20) << 20
+    }
 }
 
 /// Every profile with its description, for the error about an unknown one.
@@ -140,6 +165,18 @@ mod tests {
         assert!(subset(&docker.readonly_paths, &hardened.readonly_paths));
         assert!(hardened.no_new_privileges && hardened.user_namespace);
         assert!(hardened.pids_limit.is_some());
+        let memory = hardened.memory_limit.as_ref().unwrap();
+        assert_eq!(
+            memory.bytes(Some(24 << 30)),
+            2 << 30,
+            "the ceiling on a big host"
+        );
+        assert_eq!(
+            memory.bytes(Some(2 << 30)),
+            512 << 20,
+            "a share of a small one"
+        );
+        assert_eq!(memory.bytes(None), 2 << 30);
         let allowed = |p: &Profile| -> Vec<String> {
             let s = seccomp(p).unwrap();
             s["syscalls"]
