@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test: run as root: the integration tests create real containers" >&2; exit 1; }
-# The engines the engine tests drive (tests/tests/engine_*.rs), next to runc.
+# The engines the engine tests drive (tests/tests/engine_*.rs), next to runc; uidmap
+# (newuidmap/newgidmap) and util-linux (setpriv) for the rootless tests.
 scripts/deps.sh containerd docker.io podman conmon runc crun skopeo docker-registry \
-  netavark aardvark-dns catatonit tini iptables iproute2 util-linux
+  netavark aardvark-dns catatonit tini iptables iproute2 util-linux uidmap
 cargo build -q -p bulwark-cli
 export BULWARK_RUNTIME="$PWD/target/debug/bulwark-runtime"
 cargo test --workspace --no-fail-fast "$@"

@@ -161,6 +161,27 @@ impl Bundle {
         self.edit(|config| config["process"]["args"] = json!(args));
     }
 
+    /// Hands the bundle to a user without root: its directory becomes reachable by
+    /// others (0711) and everything in it the user's.
+    pub fn give_to(&self, uid: u32, gid: u32) {
+        std::fs::set_permissions(
+            self.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", self.path().display()));
+        let status = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{uid}:{gid}"))
+            .arg(self.path())
+            .status()
+            .unwrap_or_else(|e| panic!("running chown: {e}"));
+        assert!(
+            status.success(),
+            "chown -R {uid}:{gid} {}: {status}",
+            self.path().display()
+        );
+    }
+
     /// Writes the config to `config.json`.
     pub fn save(&self) {
         self.write_config(&self.config);

@@ -7,6 +7,7 @@
 //! - [`spec_bundle`]: a bundle from `bulwark-runtime spec`; [`require_idmap!`] skips a
 //!   test where idmapped mounts cannot be made.
 //!
+//! - [`rootless`]: a real user without root and cgroups delegated to it.
 //! - [`engines`]: Docker, Podman and containerd driving runc and bulwark-runtime.
 //!
 //! Containers need root; tests using these helpers run as root on the host kernel.
@@ -18,6 +19,7 @@ pub mod engines;
 mod fixture;
 mod paths;
 mod process;
+pub mod rootless;
 mod runtime;
 mod spec;
 

@@ -43,8 +43,24 @@ pub struct TempDir {
 }
 
 impl TempDir {
-    /// Creates the directory (mode 0755), panicking if the temp dir is unusable.
+    /// Creates the directory (mode 0700), panicking if the temp dir is unusable.
     pub fn new() -> TempDir {
+        TempDir::with_mode(0o700)
+    }
+
+    /// Creates the directory with `mode`: 0711 or 0755 when another user must reach
+    /// what is inside (the rootless tests).
+    pub fn with_mode(mode: u32) -> TempDir {
+        let dir = TempDir::create();
+        std::fs::set_permissions(
+            &dir.path,
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", dir.path.display()));
+        dir
+    }
+
+    fn create() -> TempDir {
         loop {
             let path = std::env::temp_dir().join(unique_name("bulwark-tests"));
             // Root's alone, like an engine's storage: an idmapped rootfs inside must not be

@@ -22,6 +22,17 @@ pub struct Runtime {
     binary: PathBuf,
     base: TempDir,
     timeout: Duration,
+    user: Option<AsUser>,
+}
+
+/// How a rootless runtime is started: as `uid`/`gid` (no supplementary groups), with
+/// `XDG_RUNTIME_DIR` in the runtime's base directory and no `--root`, optionally from
+/// inside a cgroup (`cgroup.procs` of it is written first, as root).
+#[derive(Debug, Clone)]
+struct AsUser {
+    uid: u32,
+    gid: u32,
+    cgroup: Option<PathBuf>,
 }
 
 impl Runtime {
@@ -39,16 +50,74 @@ impl Runtime {
             binary: binary.into(),
             base,
             timeout: default_timeout(),
+            user: None,
         }
+    }
+
+    /// The runtime run by `uid`/`gid`, a user without root: a root-owned copy of
+    /// [`runtime_binary`] in a directory the user can reach, state under the
+    /// `XDG_RUNTIME_DIR` it gets (see [`Runtime::root`]).
+    pub fn as_user(uid: u32, gid: u32) -> Runtime {
+        let binary = runtime_binary();
+        Runtime::as_user_with(uid, gid, |dir| {
+            let copy = dir.join("bulwark-runtime");
+            std::fs::copy(binary, &copy)
+                .unwrap_or_else(|e| panic!("copying {}: {e}", binary.display()));
+            copy
+        })
+    }
+
+    /// Like [`Runtime::as_user`], with the binary `place` puts in the given directory.
+    pub fn as_user_with(uid: u32, gid: u32, place: impl FnOnce(&Path) -> PathBuf) -> Runtime {
+        let base = TempDir::with_mode(0o755);
+        let xdg = base.path().join("xdg");
+        std::fs::create_dir(&xdg).unwrap_or_else(|e| panic!("creating {}: {e}", xdg.display()));
+        std::os::unix::fs::chown(&xdg, Some(uid), Some(gid))
+            .unwrap_or_else(|e| panic!("chown {}: {e}", xdg.display()));
+        let binary = place(base.path());
+        Runtime {
+            binary,
+            base,
+            timeout: default_timeout(),
+            user: Some(AsUser {
+                uid,
+                gid,
+                cgroup: None,
+            }),
+        }
+    }
+
+    /// A rootless runtime's commands start inside the cgroup `dir` (cgroup v2 moves a
+    /// process into a delegated subtree only from inside it).
+    pub fn start_in_cgroup(&mut self, dir: &Path) {
+        let user = self
+            .user
+            .as_mut()
+            .expect("start_in_cgroup is for a runtime as_user");
+        user.cgroup = Some(dir.to_path_buf());
+    }
+
+    /// The uid and gid of a runtime [`as_user`](Runtime::as_user); `None` for root.
+    pub fn user(&self) -> Option<(u32, u32)> {
+        self.user.as_ref().map(|u| (u.uid, u.gid))
+    }
+
+    /// The `XDG_RUNTIME_DIR` a runtime [`as_user`](Runtime::as_user) gets.
+    pub fn xdg_runtime_dir(&self) -> PathBuf {
+        self.base.path().join("xdg")
     }
 
     pub fn binary(&self) -> &Path {
         &self.binary
     }
 
-    /// The state root passed as `--root`.
+    /// The state root: passed as `--root`, or for a runtime [`as_user`](Runtime::as_user)
+    /// the default it must choose, `$XDG_RUNTIME_DIR/bulwark-runtime`.
     pub fn root(&self) -> PathBuf {
-        self.base.path().join("root")
+        match self.user {
+            None => self.base.path().join("root"),
+            Some(_) => self.xdg_runtime_dir().join("bulwark-runtime"),
+        }
     }
 
     /// The time limit for each command (default [`default_timeout`]).
@@ -75,11 +144,31 @@ impl Runtime {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut command = Command::new(&self.binary);
+        let Some(user) = &self.user else {
+            let mut command = Command::new(&self.binary);
+            command
+                .arg("--root")
+                .arg(self.root())
+                .args(args)
+                .stdin(Stdio::null());
+            return command;
+        };
+        let mut command = Command::new("/bin/sh");
+        // Into the cgroup as root, then the user's ids with no groups, then the runtime.
+        command.args([
+            "-c",
+            r#"[ -z "$1" ] || echo $$ > "$1/cgroup.procs" || exit 125; shift; exec "$@""#,
+            "sh",
+        ]);
+        command.arg(user.cgroup.as_deref().unwrap_or(Path::new("")));
         command
-            .arg("--root")
-            .arg(self.root())
+            .arg("setpriv")
+            .arg(format!("--reuid={}", user.uid))
+            .arg(format!("--regid={}", user.gid))
+            .args(["--clear-groups", "--"])
+            .arg(&self.binary)
             .args(args)
+            .env("XDG_RUNTIME_DIR", self.xdg_runtime_dir())
             .stdin(Stdio::null());
         command
     }

@@ -9,10 +9,14 @@ use serde_json::{json, Value};
 use crate::{Bundle, Runtime};
 
 /// A bundle whose config is what `spec` writes (with `--profile profile` if given), with
-/// no terminal and `args` as the program.
+/// no terminal and `args` as the program. A runtime run by a user without root gets a
+/// bundle of the user's, and writes its rootless config.
 pub fn spec_bundle(rt: &Runtime, profile: Option<&str>, args: &[&str]) -> Bundle {
     let mut bundle = Bundle::new();
     std::fs::remove_file(bundle.config_path()).unwrap();
+    if let Some((uid, gid)) = rt.user() {
+        bundle.give_to(uid, gid);
+    }
     let dir = bundle.path().to_str().unwrap().to_string();
     let mut spec = vec!["spec", "--bundle", &dir];
     spec.extend(profile.iter().flat_map(|p| ["--profile", p]));

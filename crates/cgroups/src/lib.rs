@@ -8,11 +8,14 @@
 //! container's cgroup directories. A value the host cannot apply is an error naming the
 //! `linux.resources...` field; nothing is skipped silently.
 //!
+//! A runtime without root uses only what was delegated to its user ([`delegation`]).
+//!
 //! cgroup v2 has no device files: [`device_program`] compiles `linux.resources.devices`
 //! into the eBPF program the v2 manager attaches to the container's cgroup.
 #![forbid(unsafe_code)]
 
 pub mod controllers;
+mod delegation;
 mod device_filter;
 mod device_rules;
 mod entry;
@@ -28,6 +31,7 @@ mod v2_devices;
 
 pub use bulwark_sys::bpf::Insn;
 pub use controllers::{plan, Setting, Version};
+pub use delegation::{delegated_default_path, delegation, Delegation, Refusal};
 pub use device_filter::device_program;
 pub use entry::{Entry, TaskFile};
 pub use error::{CgroupError, Result};

@@ -1,4 +1,5 @@
-//! The small probe subcommands: exit, sleep, wait-signal, open, cat, stat and syscall.
+//! The small probe subcommands: exit, sleep, wait-signal, open, rewrite, cat, stat,
+//! syscall, forks and alloc.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -82,6 +83,25 @@ pub fn open(path: &OsStr, mode: &OsStr) -> Result<i32, Usage> {
         Err(errno) => say(&errno_name(errno)),
     }
     Ok(0)
+}
+
+/// `rewrite PATH`: opens PATH for reading and writing, reads its first byte and writes
+/// that same byte back in place; prints `ok` or the errno name of the step that failed.
+/// Proves a file writable without changing it (an empty file is only opened).
+pub fn rewrite(path: &OsStr) -> i32 {
+    let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
+    let result = nix::fcntl::open(path, flags, Mode::empty()).and_then(|fd| {
+        let mut first = [0u8; 1];
+        match nix::sys::uio::pread(&fd, &mut first, 0)? {
+            0 => Ok(()),
+            _ => nix::sys::uio::pwrite(&fd, &first, 0).map(drop),
+        }
+    });
+    match result {
+        Ok(()) => say("ok"),
+        Err(errno) => say(&errno_name(errno)),
+    }
+    0
 }
 
 /// `syscall NR [ARG...]`: makes system call NR with up to six integer arguments and
@@ -219,9 +239,40 @@ pub fn forks(count: &OsStr) -> Result<i32, Usage> {
     Ok(0)
 }
 
+/// `alloc MIB`: allocates MIB mebibytes in 16 MiB steps, touching every page so it is
+/// really used, then prints `allocated MIB` and frees it all on exit. A memory limit
+/// below MIB ends it first: the kernel's OOM killer (SIGKILL), or `stopped at N MiB`
+/// when an allocation fails.
+pub fn alloc(mib: &OsStr) -> Result<i32, Usage> {
+    const STEP: usize = 16;
+    let mib: usize = number("mebibytes", mib)?;
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    let mut total = 0;
+    while total < mib {
+        let size = STEP.min(mib - total) << 20;
+        let mut chunk = Vec::new();
+        if chunk.try_reserve_exact(size).is_err() {
+            say(&format!("stopped at {total} MiB"));
+            return Ok(0);
+        }
+        // Filling writes every page, so the kernel must back each one.
+        chunk.resize(size, 1);
+        held.push(chunk);
+        total += size >> 20;
+    }
+    say(&format!("allocated {total} MiB"));
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alloc_holds_what_it_says() {
+        assert_eq!(alloc(OsStr::new("3")).unwrap(), 0);
+        assert!(alloc(OsStr::new("lots")).is_err());
+    }
 
     #[test]
     fn errno_names_are_symbolic() {

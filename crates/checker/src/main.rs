@@ -20,11 +20,13 @@ const USAGE: &str = "usage: bulwark-check report
        bulwark-check sleep SECS
        bulwark-check wait-signal
        bulwark-check open PATH r|w|rw
+       bulwark-check rewrite PATH
        bulwark-check cat PATH
        bulwark-check stat PATH
        bulwark-check syscall NR [ARG...]
        bulwark-check tiocsti
-       bulwark-check forks N";
+       bulwark-check forks N
+       bulwark-check alloc MIB";
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -50,11 +52,13 @@ fn run(args: &[OsString]) -> Result<i32, Usage> {
         ("sleep", [secs]) => commands::sleep(secs),
         ("wait-signal", []) => Ok(commands::wait_signal()),
         ("open", [path, mode]) => commands::open(path, mode),
+        ("rewrite", [path]) => Ok(commands::rewrite(path)),
         ("cat", [path]) => Ok(commands::cat(path)),
         ("stat", [path]) => Ok(commands::stat(path)),
         ("syscall", [number, args @ ..]) => commands::syscall(number, args),
         ("tiocsti", []) => Ok(commands::tiocsti()),
         ("forks", [count]) => commands::forks(count),
+        ("alloc", [mib]) => commands::alloc(mib),
         ("", _) => Err(Usage("no command given".into())),
         _ => Err(Usage(format!(
             "unknown command or wrong operands: {args:?}"

@@ -6,9 +6,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "bulwark-runtime", version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.1"), about = "A security-first OCI container runtime with runc's command line")]
 pub struct Cli {
-    /// Directory for container state
-    #[arg(long, global = true, default_value = "/run/bulwark-runtime")]
-    pub root: PathBuf,
+    /// Directory for container state [default: /run/bulwark-runtime, or
+    /// $XDG_RUNTIME_DIR/bulwark-runtime when run without root]
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Append log lines to this file instead of stderr
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,

@@ -13,6 +13,7 @@ mod log;
 mod profiles;
 mod seal;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use args::{Cli, Command};
@@ -40,30 +41,33 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
-    let root = StateRoot::new(cli.root.clone());
-    let launches = matches!(
-        cli.command,
-        Command::Create(_) | Command::Run(_) | Command::Exec(_)
-    );
-    if launches {
-        check_host_options(&cli)?;
-        seal::ensure_sealed()?;
-        bulwark_sys::phase::mark("sealed (re-executed)");
-    }
-    let e = |e: runtime::RuntimeError| e.to_string();
-    match cli.command {
-        Command::Spec(a) => default_spec::write(
-            &a.bundle,
-            &a.profile,
-            cli.rootless.as_deref() == Some("true"),
-        )
-        .map(|()| 0),
+    let rootless = rootless(&cli)?;
+    match &cli.command {
+        Command::Spec(a) => {
+            // Without --rootless, a config for whoever asks: rootless unless root.
+            let rootless = match cli.rootless.as_deref() {
+                None => !nix::unistd::geteuid().is_root(),
+                Some(_) => rootless,
+            };
+            return default_spec::write(&a.bundle, &a.profile, rootless).map(|()| 0);
+        }
         Command::Features => {
             println!("{}", features::json());
-            Ok(0)
+            return Ok(0);
         }
+        Command::Create(_) | Command::Run(_) | Command::Exec(_) => {
+            check_host_options(&cli)?;
+            seal::ensure_sealed(rootless)?;
+            bulwark_sys::phase::mark("sealed (re-executed)");
+        }
+        _ => {}
+    }
+    let root = StateRoot::new(state_root(cli.root.as_deref(), rootless)?);
+    let e = |e: runtime::RuntimeError| e.to_string();
+    match cli.command {
+        Command::Spec(_) | Command::Features => unreachable!("handled above"),
         Command::Create(a) => {
-            let created = runtime::create(&root, create_options(&a)).map_err(e)?;
+            let created = runtime::create(&root, create_options(&a, rootless)).map_err(e)?;
             created.notes.iter().for_each(|n| logger.debug(n));
             let spawned = created.spawned;
             logger.debug(&format!(
@@ -98,7 +102,10 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
             }
             Ok(0)
         }
-        Command::Run(a) => foreground::run(&root, &a, create_options(&a.create), logger),
+        Command::Run(a) => {
+            let options = create_options(&a.create, rootless);
+            foreground::run(&root, &a, options, logger)
+        }
         Command::Exec(a) => exec_cmd::exec(&root, &a),
         Command::List(a) => list::list(&root, &a),
         Command::Ps(a) => list::ps(&root, &a),
@@ -109,7 +116,7 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
     }
 }
 
-fn create_options(a: &args::CreateArgs) -> CreateOptions {
+fn create_options(a: &args::CreateArgs, rootless: bool) -> CreateOptions {
     CreateOptions {
         id: a.id.clone(),
         bundle: a.bundle.clone(),
@@ -119,6 +126,7 @@ fn create_options(a: &args::CreateArgs) -> CreateOptions {
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         console: None,
+        rootless,
     }
 }
 
@@ -127,16 +135,41 @@ fn check_host_options(cli: &Cli) -> Result<(), String> {
     if cli.systemd_cgroup {
         return Err("--systemd-cgroup is not supported yet: bulwark-runtime manages cgroups itself (use the cgroupfs driver)".into());
     }
-    let rootless = cli.rootless.as_deref().unwrap_or("auto");
-    if !matches!(rootless, "true" | "false" | "auto") {
-        return Err(format!(
-            "--rootless {rootless:?} is not valid (expected true, false or auto)"
-        ));
-    }
-    if !nix::unistd::geteuid().is_root() && rootless != "false" {
-        return Err(
-            "running as a non-root user is not supported yet: run bulwark-runtime as root".into(),
-        );
-    }
     Ok(())
+}
+
+/// `--rootless`: true, false, or (the default) auto: rootless when the runtime lacks the
+/// host's root privileges.
+fn rootless(cli: &Cli) -> Result<bool, String> {
+    match cli.rootless.as_deref().unwrap_or("auto") {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        "auto" => Ok(runtime::rootless::detected()),
+        other => Err(format!(
+            "--rootless {other:?} is not valid (expected true, false or auto)"
+        )),
+    }
+}
+
+/// `--root`, else `/run/bulwark-runtime` for the host's root and
+/// `$XDG_RUNTIME_DIR/bulwark-runtime` for anyone else, as runc does.
+fn state_root(given: Option<&Path>, rootless: bool) -> Result<PathBuf, String> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    if !rootless || nix::unistd::geteuid().is_root() {
+        return Ok(PathBuf::from("/run/bulwark-runtime"));
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => Ok(dir.join("bulwark-runtime")),
+        Some(dir) => Err(format!(
+            "XDG_RUNTIME_DIR {:?} is not valid (expected an absolute path); or give --root",
+            dir
+        )),
+        None => Err(format!(
+            "XDG_RUNTIME_DIR is not set: without root (uid {}), bulwark-runtime keeps its state in $XDG_RUNTIME_DIR/bulwark-runtime (usually /run/user/{}); set it or give --root",
+            nix::unistd::geteuid(),
+            nix::unistd::geteuid()
+        )),
+    }
 }

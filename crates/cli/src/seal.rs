@@ -6,20 +6,57 @@
 //! `execveat`): the executable is then on a read-only mount that exists in no mount
 //! namespace, so opening `/proc/<pid>/exe` for writing fails with EROFS. Nothing is
 //! copied; the cost is one exec.
+//!
+//! A runtime without root may not clone mounts. Its containers run as its own user (or
+//! ids from its subordinate ranges), so a binary owned by root and writable by no one
+//! else is out of their reach already and runs as it is; any other binary is copied into
+//! a sealed memfd (no writes, no resizing) and re-executed from there.
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use bulwark_sys::mount::{clone_tree, set_attrs, Attrs, ATTR_RDONLY};
+use nix::fcntl::SealFlag;
+use nix::sys::memfd::{memfd_create, MFdFlags};
 
-/// Whether the running binary sits on a read-only mount.
+/// Whether the running binary sits on a read-only mount or in a write-sealed memfd.
 fn exe_is_sealed() -> bool {
     let Ok(exe) = std::fs::File::open("/proc/self/exe") else {
         return false;
     };
-    nix::sys::statvfs::fstatvfs(&exe)
-        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    let read_only = nix::sys::statvfs::fstatvfs(&exe)
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    read_only
+        || nix::fcntl::fcntl(&exe, nix::fcntl::FcntlArg::F_GET_SEALS)
+            .is_ok_and(|seals| SealFlag::from_bits_truncate(seals).contains(SealFlag::F_SEAL_WRITE))
+}
+
+/// Whether only root can write the running binary: owned by root, writable by no group or
+/// other. A runtime without root needs no seal for such a binary.
+fn only_root_can_write(exe: &std::fs::File) -> bool {
+    exe.metadata()
+        .is_ok_and(|m| m.uid() == 0 && m.permissions().mode() & 0o022 == 0)
+}
+
+/// A sealed memfd holding a copy of the running binary.
+fn sealed_copy(mut exe: std::fs::File) -> Result<OwnedFd, String> {
+    let memfd = memfd_create(
+        c"bulwark-runtime",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .map_err(|e| format!("creating a memfd for a sealed copy of the runtime: {e}"))?;
+    let mut copy = std::fs::File::from(memfd);
+    std::io::copy(&mut exe, &mut copy)
+        .map_err(|e| format!("copying the runtime binary into a memfd: {e}"))?;
+    let seals = SealFlag::F_SEAL_SEAL
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE;
+    nix::fcntl::fcntl(&copy, nix::fcntl::FcntlArg::F_ADD_SEALS(seals))
+        .map_err(|e| format!("sealing the runtime's memfd copy: {e}"))?;
+    Ok(OwnedFd::from(copy))
 }
 
 fn sealed_binary() -> Result<OwnedFd, String> {
@@ -38,13 +75,25 @@ fn sealed_binary() -> Result<OwnedFd, String> {
     Ok(tree)
 }
 
-/// Re-executes the runtime from a read-only mount unless it already runs from one.
-/// Returns only if the binary is already protected, or with the reason it cannot be.
-pub fn ensure_sealed() -> Result<(), String> {
+/// Re-executes the runtime from a read-only mount (without root: from a sealed copy, or
+/// not at all when only root can write it) unless it already runs from one. Returns
+/// only if the binary is already protected, or with the reason it cannot be.
+pub fn ensure_sealed(rootless: bool) -> Result<(), String> {
     if exe_is_sealed() {
         return Ok(());
     }
-    let binary = sealed_binary()?;
+    let binary = match sealed_binary() {
+        Ok(binary) => binary,
+        Err(_) if rootless => {
+            let exe = std::fs::File::open("/proc/self/exe")
+                .map_err(|e| format!("opening the runtime binary: {e}"))?;
+            if only_root_can_write(&exe) {
+                return Ok(());
+            }
+            sealed_copy(exe)?
+        }
+        Err(e) => return Err(e),
+    };
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
         .collect();
@@ -64,6 +113,6 @@ pub fn ensure_sealed() -> Result<(), String> {
         nix::fcntl::AtFlags::AT_EMPTY_PATH,
     );
     Err(format!(
-        "re-executing the runtime from a read-only mount: {err:?}"
+        "re-executing the runtime from its sealed binary: {err:?}"
     ))
 }

@@ -2,7 +2,10 @@
 //! directory (so `delete` finds them even after a crash), removed on delete.
 use std::path::{Path, PathBuf};
 
-use bulwark_cgroups::{default_cgroups_path, manager_at, manager_for, CgroupManager, Layout};
+use bulwark_cgroups::{
+    default_cgroups_path, delegated_default_path, delegation, manager_at, manager_for, plan,
+    CgroupManager, CgroupsPath, Layout, Mode, Version,
+};
 use bulwark_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
 
 use crate::RuntimeError;
@@ -16,17 +19,40 @@ fn cgroup_error(e: bulwark_cgroups::CgroupError) -> RuntimeError {
 
 /// Makes the container's cgroups and applies `linux.resources`. The directories are
 /// written to the state directory first, so an interrupted create is still cleaned up.
+/// A rootless runtime uses only the hierarchies delegated to its user and goes without
+/// cgroups when it has none, unless a limit needs one (see [`rootless_layout`]); `None`
+/// then. Its containers get no device rules: it can neither write them nor create
+/// devices, and the host devices it binds keep their own permissions.
 pub fn create(
     state_dir: &Path,
     id: &str,
     spec: &Spec,
-) -> Result<Box<dyn CgroupManager>, RuntimeError> {
+    rootless: bool,
+    notes: &mut Vec<String>,
+) -> Result<Option<Box<dyn CgroupManager>>, RuntimeError> {
     let layout = Layout::detect().map_err(cgroup_error)?;
     let linux = spec.linux().as_ref();
-    let path = linux
+    let configured = linux
         .and_then(|l| l.cgroups_path().as_ref())
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| default_cgroups_path(id));
+        .map(|p| p.to_string_lossy().into_owned());
+    let resources = match rootless {
+        false => with_default_devices(linux.and_then(|l| l.resources().clone()), spec),
+        true => without_devices(linux.and_then(|l| l.resources().clone())),
+    };
+    let (layout, path) = if rootless {
+        let path = configured
+            .or_else(|| delegated_default_path(&layout, id))
+            .unwrap_or_else(|| default_cgroups_path(id));
+        match rootless_layout(&layout, &path, &resources, notes)? {
+            Some(usable) => (usable, path),
+            None => return Ok(None),
+        }
+    } else {
+        (
+            layout,
+            configured.unwrap_or_else(|| default_cgroups_path(id)),
+        )
+    };
     let manager = manager_for(&layout, &path).map_err(cgroup_error)?;
     let record = state_dir.join(RECORD);
     let paths =
@@ -44,12 +70,66 @@ pub fn create(
             )));
         }
     }
-    let resources = with_default_devices(linux.and_then(|l| l.resources().clone()), spec);
     if let Err(e) = manager.apply(&resources) {
         let _ = manager.destroy();
         return Err(cgroup_error(e));
     }
-    Ok(manager)
+    Ok(Some(manager))
+}
+
+/// The hierarchies a rootless runtime may use for a container at `path`: those delegated
+/// to its user. A setting for a controller it was not given is an error that says how to
+/// delegate one; without settings, the hierarchies it lacks are only noted (`--debug`).
+fn rootless_layout(
+    layout: &Layout,
+    path: &str,
+    resources: &LinuxResources,
+    notes: &mut Vec<String>,
+) -> Result<Option<Layout>, RuntimeError> {
+    let parsed = CgroupsPath::parse(path).map_err(cgroup_error)?;
+    let delegation = delegation(layout, &parsed).map_err(cgroup_error)?;
+    let settings = plan(version_of(layout), resources).map_err(cgroup_error)?;
+    for setting in &settings {
+        if let Some(refusal) = delegation
+            .refused
+            .iter()
+            .find(|r| r.covers(setting.controller()))
+        {
+            return Err(RuntimeError::Invalid(format!(
+                "config.json: {} {:?} needs the {} cgroup controller, which this rootless runtime (uid {}) cannot use at {}: {}. A rootless container gets cgroup limits only in a subtree delegated to its user: have root (or systemd, with Delegate=yes) make a cgroup owned by uid {} and set linux.cgroupsPath below it, or remove the limit",
+                setting.field(),
+                setting.value(),
+                setting.controller(),
+                nix::unistd::geteuid(),
+                refusal.dir.display(),
+                refusal.reason,
+                nix::unistd::geteuid(),
+            )));
+        }
+    }
+    for refusal in &delegation.refused {
+        notes.push(format!(
+            "rootless: no cgroup at {}: {}",
+            refusal.dir.display(),
+            refusal.reason
+        ));
+    }
+    Ok(delegation.layout)
+}
+
+fn version_of(layout: &Layout) -> Version {
+    match layout.mode() {
+        Mode::V2 => Version::V2,
+        Mode::V1 | Mode::Hybrid => Version::V1,
+    }
+}
+
+/// `linux.resources` (or none) with its device rules taken out.
+fn without_devices(resources: Option<LinuxResources>) -> LinuxResources {
+    let mut resources =
+        resources.unwrap_or_else(|| serde_json::from_str("{}").expect("empty resources"));
+    resources.set_devices(None);
+    resources
 }
 
 /// Device rules as runc gives them: the config's own rules (deny everything first when it

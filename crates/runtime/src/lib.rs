@@ -10,6 +10,7 @@ mod id;
 mod lifecycle;
 mod procs;
 mod resources;
+pub mod rootless;
 mod seccomp;
 mod seccomp_cache;
 mod state;

@@ -28,6 +28,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// An already connected console socket (foreground `run` with a terminal).
     pub console: Option<OwnedFd>,
+    /// The runtime lacks the host's root privileges (see [`crate::rootless`]).
+    pub rootless: bool,
 }
 
 /// Connects to `--console-socket` when the process wants a terminal.
@@ -66,7 +68,10 @@ pub fn create(root: &StateRoot, mut options: CreateOptions) -> Result<Created, R
     bulwark_sys::phase::mark("create: bundle loaded");
     check_host_support(&bundle.spec)?;
     let namespaces = NamespacePlan::from_spec(&bundle.spec)?;
-    let (seccomp, notes) = crate::seccomp::compile(root, &bundle.spec)?;
+    if options.rootless {
+        crate::rootless::check(&bundle.spec)?;
+    }
+    let (seccomp, mut notes) = crate::seccomp::compile(root, &bundle.spec)?;
     bulwark_sys::phase::mark("create: seccomp ready");
     let process = bundle.spec.process().clone().ok_or_else(|| {
         RuntimeError::Invalid(
@@ -86,7 +91,7 @@ pub fn create(root: &StateRoot, mut options: CreateOptions) -> Result<Created, R
         console,
         seccomp,
     };
-    match launch(&container, request, &options) {
+    match launch(&container, request, &options, &mut notes) {
         Ok(spawned) => Ok(Created {
             container,
             spawned,
@@ -112,6 +117,7 @@ fn launch(
     container: &Container,
     request: Request,
     options: &CreateOptions,
+    notes: &mut Vec<String>,
 ) -> Result<Spawned, RuntimeError> {
     let bundle = &request.bundle;
     let fifo = container.fifo();
@@ -135,11 +141,17 @@ fn launch(
         config: bundle.spec.clone(),
         cgroup_paths: Vec::new(),
     };
-    let cgroups = crate::cgroups::create(&container.dir, &container.id, &bundle.spec)?;
+    let cgroups = crate::cgroups::create(
+        &container.dir,
+        &container.id,
+        &bundle.spec,
+        options.rootless,
+        notes,
+    )?;
     bulwark_sys::phase::mark("create: cgroups created");
-    saved.cgroup_paths = cgroups.paths();
-    let result = spawn(container, request, options, cgroups.as_ref(), saved);
-    if result.is_err() {
+    saved.cgroup_paths = cgroups.as_ref().map(|c| c.paths()).unwrap_or_default();
+    let result = spawn(container, request, options, cgroups.as_deref(), saved);
+    if let (Err(_), Some(cgroups)) = (&result, &cgroups) {
         let _ = crate::cgroups::destroy(cgroups.as_ref());
     }
     result
@@ -149,7 +161,7 @@ fn spawn(
     container: &Container,
     request: Request,
     options: &CreateOptions,
-    cgroups: &dyn bulwark_cgroups::CgroupManager,
+    cgroups: Option<&dyn bulwark_cgroups::CgroupManager>,
     mut saved: SavedState,
 ) -> Result<Spawned, RuntimeError> {
     let Request {
@@ -160,8 +172,10 @@ fn spawn(
         seccomp,
     } = request;
     let placement = cgroups
-        .entry()
-        .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        .map(|c| c.entry())
+        .transpose()
+        .map_err(|e| RuntimeError::Invalid(e.to_string()))?
+        .unwrap_or_default();
     let plan = ContainerPlan {
         id: container.id.clone(),
         bundle,

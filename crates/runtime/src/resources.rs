@@ -27,7 +27,7 @@ fn running_cgroups(
         });
     }
     crate::cgroups::existing(&container.dir, Some(&saved.cgroup_paths))
-        .ok_or_else(|| RuntimeError::Invalid(format!("container {id} has no cgroups to {action}")))
+        .ok_or_else(|| RuntimeError::Invalid(format!("container {id} has no cgroups to {action} (a rootless container has them only in a cgroup subtree delegated to its user; see linux.cgroupsPath)")))
 }
 
 fn cgroup_error(e: bulwark_cgroups::CgroupError) -> RuntimeError {

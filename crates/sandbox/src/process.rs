@@ -367,10 +367,7 @@ pub fn switch_user(
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    nix::unistd::setgroups(&groups).map_err(StepError::sys(format!(
-        "setting process.user.additionalGids {:?}",
-        user.additional_gids().clone().unwrap_or_default()
-    )))?;
+    set_groups(&groups)?;
     let gid = Gid::from_raw(user.gid());
     nix::unistd::setresgid(gid, gid, gid).map_err(StepError::sys(format!(
         "setting process.user.gid {}",
@@ -406,6 +403,23 @@ pub fn switch_user(
         caps::raise(None, CapSet::Ambient, cap).map_err(cap_err("ambient"))?;
     }
     Ok(())
+}
+
+/// `process.user.additionalGids`. Where a runtime without root mapped only its own gid,
+/// the kernel denies setgroups(2): no groups is then what the process has already.
+fn set_groups(groups: &[Gid]) -> Result<(), StepError> {
+    let raw: Vec<u32> = groups.iter().map(|g| g.as_raw()).collect();
+    if crate::idmap::setgroups_denied() {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        return Err(StepError::msg(format!(
+            "process.user.additionalGids {raw:?} cannot be set: setgroups is denied in this user namespace, because the rootless runtime mapped only its own gid (map more gids, from /etc/subgid, in linux.gidMappings)"
+        )));
+    }
+    nix::unistd::setgroups(groups).map_err(StepError::sys(format!(
+        "setting process.user.additionalGids {raw:?}"
+    )))
 }
 
 /// Replaces the process with the user's program; returns only on failure.
