@@ -2,9 +2,10 @@
 # The attack suite: known container escapes and host interference, tried from inside a
 # container. Each probe prints one line, `name: blocked (how)` or `name: OPEN (what got
 # through)`. Every probe is harmless to the host even when it gets through: files are
-# opened for writing but never written, syscalls get arguments that fail after the
-# permission checks, mounts happen in the container's own mount namespace, and the fork
-# bomb is bounded. Needs busybox and bulwark-check (/usr/bin/bulwark-check) in the image.
+# opened for writing but never written (the runtime's binary at most gets its own first
+# byte back), syscalls get arguments that fail after the permission checks, mounts
+# happen in the container's own mount namespace, and the fork bomb and the memory hog
+# are bounded. Needs busybox and bulwark-check (/usr/bin/bulwark-check) in the image.
 # Run as the container's root (uid 0 inside), with no terminal.
 check=/usr/bin/bulwark-check
 
@@ -97,6 +98,31 @@ case "$r" in
     "forked 5000"*) say fork_bomb "OPEN ($r)" ;;
     *) say fork_bomb "blocked ($r)" ;;
 esac
+# A bounded memory hog: 3/8 of the memory the container sees (at most 3 GiB), every page
+# touched. A limit below that ends it (the OOM killer's SIGKILL, or a failed allocation);
+# the hardened default allows a quarter, at most 2 GiB.
+total_mib=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
+want=$((total_mib * 3 / 8)); [ "$want" -gt 3072 ] && want=3072
+r=$($check alloc "$want" 2>&1); status=$?
+case "$r" in
+    "allocated $want MiB") say memory_hog "OPEN (allocated $want MiB)" ;;
+    "stopped at"*) say memory_hog "blocked (allocation failed: ${r#stopped at })" ;;
+    *) [ "$status" = 137 ] && say memory_hog "blocked (OOM-killed before $want MiB)" || say memory_hog "n/a (exit $status: $r)" ;;
+esac
+# CVE-2019-5736: overwrite the runtime's binary through /proc/<pid>/exe. The caller's
+# config runs exe-hook.sh as a startContainer hook, which holds the runtime's exe and
+# tries the write once the runtime is gone; its verdict comes here.
+if [ -e /tmp/exe-probe ]; then
+    i=0; while [ ! -e /tmp/exe-verdict ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+    r=$(cat /tmp/exe-verdict 2>/dev/null)
+    case "$r" in
+        ok) say runtime_exe_overwrite "OPEN (the runtime's binary took a write)" ;;
+        "") say runtime_exe_overwrite "n/a (no verdict from the hook)" ;;
+        *) say runtime_exe_overwrite "blocked ($r)" ;;
+    esac
+else
+    say runtime_exe_overwrite "n/a (run without exe-hook.sh as a startContainer hook)"
+fi
 # Leaked fds (CVE-2024-21626 class): anything open beyond stdio and this script's own.
 leaked=$(ls /proc/self/fd | grep -v -x -e 0 -e 1 -e 2 -e 10 -e 255 | wc -l)
 [ "$leaked" -le 1 ] && say leaked_fds "blocked (stdio only)" || say leaked_fds "OPEN ($leaked extra fds: $(ls -l /proc/self/fd | tail -n +2 | tr -s ' ' | cut -d' ' -f9- | tr '\n' ' '))"

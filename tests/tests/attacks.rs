@@ -5,23 +5,32 @@
 //! `tests/attacks/score.py` runs the same probes under runc and crun for the comparison.
 use std::collections::BTreeMap;
 
+use bulwark_tests::rootless::User;
 use bulwark_tests::{require_idmap, spec_bundle, workspace_root, Bundle, Runtime};
+use serde_json::json;
 
 /// Runs the probes in a container made from `spec --profile profile`; returns each
 /// probe's verdict line (`blocked (...)` or `OPEN (...)`).
 fn probe(rt: &Runtime, profile: Option<&str>) -> (Bundle, BTreeMap<String, String>) {
     let mut bundle = spec_bundle(rt, profile, &["/bin/sh", "/attacks.sh"]);
-    std::fs::copy(
-        workspace_root().join("tests/attacks/probes.sh"),
-        bundle.rootfs().join("attacks.sh"),
-    )
-    .unwrap();
+    for (script, name) in [
+        ("probes.sh", "attacks.sh"),
+        ("exe-hook.sh", "attacks-exe-hook.sh"),
+    ] {
+        std::fs::copy(
+            workspace_root().join("tests/attacks").join(script),
+            bundle.rootfs().join(name),
+        )
+        .unwrap();
+    }
     let bundle_dir = bundle.path().to_str().unwrap().to_string();
     bundle.edit(|c| {
         c["process"]["env"]
             .as_array_mut()
             .unwrap()
             .push(format!("BUNDLE={bundle_dir}").into());
+        c["hooks"]["startContainer"] =
+            json!([{"path": "/bin/sh", "args": ["sh", "/attacks-exe-hook.sh"]}]);
     });
     let out = rt.run(&bundle, &rt.unique_id());
     out.assert_success();
@@ -52,7 +61,7 @@ fn every_attack_is_blocked_by_the_hardened_default() {
     let (bundle, verdicts) = probe(&rt, None);
     eprintln!("hardened:\n{}", table(&verdicts));
     assert!(
-        verdicts.len() >= 25,
+        verdicts.len() >= 27,
         "every probe reported:\n{}",
         table(&verdicts)
     );
@@ -67,6 +76,37 @@ fn every_attack_is_blocked_by_the_hardened_default() {
         open.is_empty(),
         "probes that got through: {open:?}\nall:\n{}",
         table(&verdicts)
+    );
+    rt.assert_clean(&bundle);
+}
+
+#[test]
+fn a_user_without_root_gets_the_same_protection_but_for_memory() {
+    // `spec --rootless` as a real user: the same isolation, with RLIMIT_NPROC bounding the
+    // fork bomb. No cgroup is delegated here, so nothing can bound the memory hog.
+    let user = User::get();
+    let rt = Runtime::as_user(user.uid, user.gid);
+    let (bundle, verdicts) = probe(&rt, None);
+    eprintln!("rootless hardened:\n{}", table(&verdicts));
+    assert!(
+        verdicts.len() >= 27,
+        "every probe reported:\n{}",
+        table(&verdicts)
+    );
+    let known_open = ["host_paths_in_mountinfo", "memory_hog"];
+    let open: Vec<_> = verdicts
+        .iter()
+        .filter(|(k, v)| v.starts_with("OPEN") && !known_open.contains(&k.as_str()))
+        .collect();
+    assert!(
+        open.is_empty(),
+        "probes that got through: {open:?}\nall:\n{}",
+        table(&verdicts)
+    );
+    assert!(
+        verdicts["fork_bomb"].starts_with("blocked"),
+        "{}",
+        verdicts["fork_bomb"]
     );
     rt.assert_clean(&bundle);
 }
@@ -88,6 +128,7 @@ fn the_docker_profile_lets_through_what_docker_does() {
     }
     // ...and what they do block.
     for blocked in [
+        "runtime_exe_overwrite",
         "mount",
         "release_agent",
         "keyctl",
