@@ -3,7 +3,7 @@
 # root filesystem, and run a container in it with no network, showing what it can see.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "demo: run as root (containers need privileges until rootless mode lands)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "demo: run as root (it installs packages and shows the root-run hardened default; for rootless use see the README)" >&2; exit 1; }
 scripts/deps.sh
 cargo build --release -q -p bulwark-cli
 runtime="$PWD/target/release/bulwark-runtime"
