@@ -17,9 +17,11 @@ pub fn detected() -> bool {
 }
 
 /// In the host's (initial) user namespace `uid_map` maps all 2^32 - 1 ids onto themselves.
+/// Without a readable `/proc`, the effective uid alone decides.
 fn in_host_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+    std::fs::read_to_string("/proc/self/uid_map").map_or(true, |map| {
+        map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
+    })
 }
 
 /// Refuses what a rootless runtime cannot honour: a container without a user namespace
