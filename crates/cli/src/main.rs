@@ -152,15 +152,17 @@ fn rootless(cli: &Cli) -> Result<bool, String> {
 }
 
 /// `--root`, else `/run/bulwark-runtime` for the host's root and
-/// `$XDG_RUNTIME_DIR/bulwark-runtime` for anyone else, as runc does.
+/// `$XDG_RUNTIME_DIR/bulwark-runtime` for a rootless runtime, as runc does (root of
+/// another user namespace, as under rootless Podman, falls back to `/run` without it).
 fn state_root(given: Option<&Path>, rootless: bool) -> Result<PathBuf, String> {
     if let Some(path) = given {
         return Ok(path.to_path_buf());
     }
-    if !rootless || nix::unistd::geteuid().is_root() {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+    if !rootless || (xdg.is_none() && nix::unistd::geteuid().is_root()) {
         return Ok(PathBuf::from("/run/bulwark-runtime"));
     }
-    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+    match xdg.map(PathBuf::from) {
         Some(dir) if dir.is_absolute() => Ok(dir.join("bulwark-runtime")),
         Some(dir) => Err(format!(
             "XDG_RUNTIME_DIR {:?} is not valid (expected an absolute path); or give --root",

@@ -195,6 +195,7 @@ fn spawn(
         },
         placement,
         seccomp,
+        rootless: options.rootless,
     };
     let spec = plan.bundle.spec.clone();
     let template = saved.clone();

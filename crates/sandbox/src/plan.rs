@@ -44,6 +44,9 @@ pub struct ContainerPlan {
     pub placement: Entry,
     /// `linux.seccomp`, compiled by the runtime.
     pub seccomp: Option<bulwark_seccomp::Filter>,
+    /// The runtime lacks the host's root privileges (a user, or root of another user
+    /// namespace): devices are bound from the host rather than made.
+    pub rootless: bool,
 }
 
 impl ContainerPlan {
@@ -69,9 +72,10 @@ impl ContainerPlan {
         self.namespaces.creates(NamespaceKind::User)
     }
 
-    /// Whether the container runs in a user namespace other than the host's.
+    /// Whether the container runs in a user namespace other than the host's: one of its
+    /// own, or the one a rootless runtime itself runs in.
     pub fn in_user_namespace(&self) -> bool {
-        self.namespaces.contains(NamespaceKind::User)
+        self.namespaces.contains(NamespaceKind::User) || self.rootless
     }
 }
 
