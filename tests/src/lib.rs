@@ -27,6 +27,6 @@ pub use bundle::{add_user_namespace, default_config, Bundle};
 pub use clean::{assert_clean, catches_signal, mounts_under, processes_mentioning, wait_until};
 pub use fixture::{runtime_binary, Fixture, CHECKER};
 pub use paths::{target_dir, workspace_root, TempDir};
-pub use process::{default_timeout, run_captured, Output, Spawned};
+pub use process::{default_timeout, field, run_captured, Output, Spawned};
 pub use runtime::Runtime;
 pub use spec::{idmap_unsupported, spec_bundle};

@@ -178,6 +178,17 @@ fn read_all(reader: &mut File) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// The value of a `key: value` line of a container's output, trimmed; panics (showing
+/// the output) when there is none.
+#[track_caller]
+pub fn field<'a>(output: &'a str, key: &str) -> &'a str {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {key:?} in the output:\n{output}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,6 +51,26 @@ fn table(verdicts: &BTreeMap<String, String>) -> String {
         .join("\n")
 }
 
+/// Every probe reported, and every one blocked but those in `known_open`.
+#[track_caller]
+fn assert_blocked_but(label: &str, verdicts: &BTreeMap<String, String>, known_open: &[&str]) {
+    eprintln!("{label}:\n{}", table(verdicts));
+    assert!(
+        verdicts.len() >= 27,
+        "every probe reported:\n{}",
+        table(verdicts)
+    );
+    let open: Vec<_> = verdicts
+        .iter()
+        .filter(|(k, v)| v.starts_with("OPEN") && !known_open.contains(&k.as_str()))
+        .collect();
+    assert!(
+        open.is_empty(),
+        "probes that got through: {open:?}\nall:\n{}",
+        table(verdicts)
+    );
+}
+
 #[test]
 fn every_attack_is_blocked_by_the_hardened_default() {
     let rt = Runtime::new();
@@ -59,24 +79,9 @@ fn every_attack_is_blocked_by_the_hardened_default() {
         &Bundle::new().rootfs()
     );
     let (bundle, verdicts) = probe(&rt, None);
-    eprintln!("hardened:\n{}", table(&verdicts));
-    assert!(
-        verdicts.len() >= 27,
-        "every probe reported:\n{}",
-        table(&verdicts)
-    );
     // A directory rootfs is a bind mount, and mountinfo shows a bind's source path; only
     // an engine-made rootfs (an overlay mount) avoids that.
-    let known_open = ["host_paths_in_mountinfo"];
-    let open: Vec<_> = verdicts
-        .iter()
-        .filter(|(k, v)| v.starts_with("OPEN") && !known_open.contains(&k.as_str()))
-        .collect();
-    assert!(
-        open.is_empty(),
-        "probes that got through: {open:?}\nall:\n{}",
-        table(&verdicts)
-    );
+    assert_blocked_but("hardened", &verdicts, &["host_paths_in_mountinfo"]);
     rt.assert_clean(&bundle);
 }
 
@@ -87,22 +92,8 @@ fn a_user_without_root_gets_the_same_protection_but_for_memory() {
     let user = User::get();
     let rt = Runtime::as_user(user.uid, user.gid);
     let (bundle, verdicts) = probe(&rt, None);
-    eprintln!("rootless hardened:\n{}", table(&verdicts));
-    assert!(
-        verdicts.len() >= 27,
-        "every probe reported:\n{}",
-        table(&verdicts)
-    );
     let known_open = ["host_paths_in_mountinfo", "memory_hog"];
-    let open: Vec<_> = verdicts
-        .iter()
-        .filter(|(k, v)| v.starts_with("OPEN") && !known_open.contains(&k.as_str()))
-        .collect();
-    assert!(
-        open.is_empty(),
-        "probes that got through: {open:?}\nall:\n{}",
-        table(&verdicts)
-    );
+    assert_blocked_but("rootless hardened", &verdicts, &known_open);
     assert!(
         verdicts["fork_bomb"].starts_with("blocked"),
         "{}",

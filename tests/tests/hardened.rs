@@ -6,20 +6,11 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use bulwark_tests::{require_idmap, spec_bundle, Bundle, Runtime, CHECKER};
+use bulwark_tests::{field, require_idmap, spec_bundle, Bundle, Runtime, CHECKER};
 use serde_json::json;
 
 fn sh(script: &str) -> Vec<&str> {
     vec!["/bin/sh", "-c", script]
-}
-
-/// `key: value` lines of the output, for asserting on.
-fn field<'a>(output: &'a str, key: &str) -> &'a str {
-    output
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {key:?} in the output:\n{output}"))
 }
 
 #[test]

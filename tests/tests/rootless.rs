@@ -8,20 +8,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use bulwark_tests::rootless::{cgroup_v2, owner, Delegated, User, SUBORDINATE};
-use bulwark_tests::{spec_bundle, wait_until, Bundle, Runtime, CHECKER};
+use bulwark_tests::{field, spec_bundle, wait_until, Bundle, Runtime, CHECKER};
 use serde_json::{json, Value};
 
 fn sh(script: &str) -> Value {
     json!(["/bin/sh", "-c", script])
-}
-
-/// `key: value` from the output.
-fn field<'a>(output: &'a str, key: &str) -> &'a str {
-    output
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {key:?} in the output:\n{output}"))
 }
 
 /// Container root is the user; with `subordinate`, ids from 1 take the user's ranges.
@@ -237,6 +228,19 @@ fn the_lifecycle_works_as_a_user_with_state_under_xdg_runtime_dir() {
     assert!(out.stderr.contains("XDG_RUNTIME_DIR"), "{out}");
 }
 
+/// `run --detach` of `b` as container `id`, which must succeed.
+#[track_caller]
+fn run_detached(rt: &Runtime, b: &Bundle, id: &str) {
+    rt.cmd([
+        "run",
+        "--detach",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        id,
+    ])
+    .assert_success();
+}
+
 /// The directory of container `id` in the hierarchy of `controller` below `parent`.
 fn cgroup_file(parent: &Path, id: &str, file: &str) -> String {
     let path = parent.join(id).join(file);
@@ -298,14 +302,7 @@ fn a_delegated_cgroup_bounds_a_fork_bomb_and_can_be_paused_and_updated() {
         c["linux"]["cgroupsPath"] = json!(path);
         c["linux"]["resources"] = json!({"pids": {"limit": 20}});
     });
-    rt.cmd([
-        "run",
-        "--detach",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        &id,
-    ])
-    .assert_success();
+    run_detached(&rt, &b, &id);
     let status = b.rootfs().join("tmp/status");
     wait_until(Duration::from_secs(30), "the fork bomb to end", || {
         std::fs::read_to_string(&status).is_ok_and(|s| !s.trim().is_empty())
@@ -363,14 +360,7 @@ fn on_cgroup_v2_the_default_cgroup_is_in_the_delegated_subtree_the_runtime_runs_
     let runner = delegated.child("runtime", user);
     rt.start_in_cgroup(&runner);
     let id = rt.unique_id();
-    rt.cmd([
-        "run",
-        "--detach",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        &id,
-    ])
-    .assert_success();
+    run_detached(&rt, &b, &id);
     let parent = delegated.dir_for("pids").join("bulwark");
     assert_eq!(cgroup_file(&parent, &id, "pids.max"), "50");
     rt.cmd(["delete", "--force", &id]).assert_success();
@@ -392,14 +382,7 @@ fn overwrite_verdict(rt: &Runtime, user: &User) -> String {
         c["hooks"] = json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", probe]}]});
     });
     let id = rt.unique_id();
-    rt.cmd([
-        "run",
-        "--detach",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        &id,
-    ])
-    .assert_success();
+    run_detached(rt, &b, &id);
     let result = b.rootfs().join("tmp/result");
     wait_until(Duration::from_secs(20), "the probe's verdict", || {
         result.exists()
