@@ -108,6 +108,40 @@ fn a_user_without_root_runs_the_rootless_hardened_spec() {
 }
 
 #[test]
+fn a_fork_bomb_over_many_container_uids_stays_within_the_process_limit() {
+    // The kernel counts RLIMIT_NPROC per uid in the namespace: container root could fork
+    // the limit under each uid it maps, unless the namespace was made under that limit.
+    let user = User::get();
+    let rt = Runtime::as_user(user.uid, user.gid);
+    let script = format!(
+        "for u in 1000 1001 1002 1003; do {CHECKER} as $u {CHECKER} forks 30 3 > /tmp/forks-$u & done; \
+         wait; cat /tmp/forks-*"
+    );
+    let b = bundle(user, true, |c| {
+        c["process"]["args"] = sh(&script);
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NPROC", "soft": 40, "hard": 40}]);
+        let caps = json!(["CAP_SETUID", "CAP_SETGID", "CAP_KILL"]);
+        c["process"]["capabilities"] =
+            json!({"bounding": caps, "effective": caps, "permitted": caps});
+    });
+    let out = rt.run(&b, &rt.unique_id());
+    out.assert_success();
+    let forked: Vec<u32> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("forked ")?.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(forked.len(), 4, "every uid reported: {out}");
+    let total: u32 = forked.iter().sum();
+    assert!(
+        total < 40,
+        "{total} forks under 4 uids with RLIMIT_NPROC 40: {out}"
+    );
+    assert!(out.stdout.contains("stopped by EAGAIN"), "{out}");
+    rt.assert_clean(&b);
+}
+
+#[test]
 fn only_the_users_own_ids_need_no_helper() {
     let user = User::get();
     let rt = Runtime::as_user(user.uid, user.gid);
@@ -267,12 +301,6 @@ fn a_limit_without_a_delegated_cgroup_is_refused_and_says_how_to_delegate() {
     ] {
         assert!(out.stderr.contains(word), "no {word:?} in {out}");
     }
-    let default_dir = if cgroup_v2() {
-        format!("/sys/fs/cgroup/bulwark/{id}")
-    } else {
-        format!("/sys/fs/cgroup/pids/bulwark/{id}")
-    };
-    assert!(!Path::new(&default_dir).exists(), "{default_dir} was made");
     rt.assert_clean(&limited);
     // Without limits it runs, with no cgroup of its own.
     let plain = bundle(user, true, |c| c["process"]["args"] = sh("echo ran"));

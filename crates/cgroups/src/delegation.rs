@@ -89,9 +89,8 @@ pub fn delegated_default_path(layout: &Layout, container_id: &str) -> Option<Str
     }
     let hierarchy = layout.unified()?;
     let own = hierarchy.own_cgroup()?;
-    let euid = nix::unistd::geteuid().as_raw();
     let owner = |dir: &Path| std::fs::metadata(dir).ok().map(|m| m.uid());
-    let top = delegated_top(hierarchy.mount_point(), own, |d| owner(d) == Some(euid))?;
+    let top = delegated_top(hierarchy.mount_point(), own, |d| owner(d) == Some(euid()))?;
     Some(format!(
         "/{}/{DEFAULT_PARENT}/{container_id}",
         top.display()

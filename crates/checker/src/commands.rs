@@ -1,5 +1,5 @@
 //! The small probe subcommands: exit, sleep, wait-signal, open, rewrite, cat, stat,
-//! syscall, forks and alloc.
+//! syscall, forks, alloc and as.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -213,11 +213,12 @@ pub fn tiocsti() -> i32 {
     0
 }
 
-/// `forks N`: a bounded fork bomb. Forks up to `N` children that wait to be killed, prints
-/// `forked K` (how many the kernel allowed) and the errno that stopped it, then kills and
-/// reaps them all. Bounded by `N`, so even an unlimited container harms nothing.
-pub fn forks(count: &OsStr) -> Result<i32, Usage> {
+/// `forks N [HOLD_SECS]`: a bounded fork bomb. Forks up to `N` children that wait to be
+/// killed, prints `forked K` (how many the kernel allowed) and the errno that stopped it,
+/// holds them HOLD_SECS (so several such bombs overlap), then kills and reaps them all. Bounded by `N`, so even an unlimited container harms nothing.
+pub fn forks(count: &OsStr, hold: Option<&OsStr>) -> Result<i32, Usage> {
     let count: usize = number("fork count", count)?;
+    let hold: f64 = hold.map_or(Ok(0.0), |h| number("hold seconds", h))?;
     let mut children = Vec::new();
     let mut stopped = String::from("none");
     for _ in 0..count {
@@ -230,6 +231,7 @@ pub fn forks(count: &OsStr) -> Result<i32, Usage> {
         }
     }
     say(&format!("forked {} stopped by {stopped}", children.len()));
+    std::thread::sleep(Duration::from_secs_f64(hold.max(0.0)));
     for pid in &children {
         let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
     }
@@ -262,6 +264,33 @@ pub fn alloc(mib: &OsStr) -> Result<i32, Usage> {
     }
     say(&format!("allocated {total} MiB"));
     Ok(0)
+}
+
+/// `as UID PROGRAM [ARG...]`: becomes uid and gid UID (no supplementary groups, where
+/// that is allowed) and execs PROGRAM; prints the errno name if it cannot.
+pub fn run_as(uid: &OsStr, command: &[std::ffi::OsString]) -> Result<i32, Usage> {
+    let id: u32 = number("uid", uid)?;
+    let Some(program) = command.first() else {
+        return Err(Usage("as needs a program to run".into()));
+    };
+    let to_c = |s: &std::ffi::OsString| {
+        std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(s.as_os_str()))
+            .map_err(|_| Usage(format!("{s:?} contains a NUL byte")))
+    };
+    let args = command.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
+    let _ = nix::unistd::setgroups(&[]);
+    let (gid, uid) = (
+        nix::unistd::Gid::from_raw(id),
+        nix::unistd::Uid::from_raw(id),
+    );
+    let switched =
+        nix::unistd::setresgid(gid, gid, gid).and_then(|()| nix::unistd::setresuid(uid, uid, uid));
+    let errno = match switched {
+        Ok(()) => nix::unistd::execvp(&to_c(program)?, &args).unwrap_err(),
+        Err(errno) => errno,
+    };
+    say(&errno_name(errno));
+    Ok(1)
 }
 
 #[cfg(test)]

@@ -25,8 +25,9 @@ const USAGE: &str = "usage: bulwark-check report
        bulwark-check stat PATH
        bulwark-check syscall NR [ARG...]
        bulwark-check tiocsti
-       bulwark-check forks N
-       bulwark-check alloc MIB";
+       bulwark-check forks N [HOLD_SECS]
+       bulwark-check alloc MIB
+       bulwark-check as UID PROGRAM [ARG...]";
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -57,8 +58,10 @@ fn run(args: &[OsString]) -> Result<i32, Usage> {
         ("stat", [path]) => Ok(commands::stat(path)),
         ("syscall", [number, args @ ..]) => commands::syscall(number, args),
         ("tiocsti", []) => Ok(commands::tiocsti()),
-        ("forks", [count]) => commands::forks(count),
+        ("forks", [count]) => commands::forks(count, None),
+        ("forks", [count, hold]) => commands::forks(count, Some(hold)),
         ("alloc", [mib]) => commands::alloc(mib),
+        ("as", [uid, command @ ..]) => commands::run_as(uid, command),
         ("", _) => Err(Usage("no command given".into())),
         _ => Err(Usage(format!(
             "unknown command or wrong operands: {args:?}"

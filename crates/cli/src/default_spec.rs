@@ -51,7 +51,11 @@ pub fn default_config(profile: &Profile, rootless: bool) -> Result<Value, String
     }
     if let Some(memory) = &profile.memory_limit {
         let limit = memory.bytes(host_memory());
-        linux["resources"]["memory"] = json!({"limit": limit, "swap": limit});
+        linux["resources"]["memory"] = json!({"limit": limit});
+        // No swap beyond the limit, where the kernel accounts swap (else setting it fails).
+        if swap_is_accounted() {
+            linux["resources"]["memory"]["swap"] = json!(limit);
+        }
     }
     if rootless {
         namespaces.push(json!({"type": "user"}));
@@ -106,6 +110,20 @@ pub fn default_config(profile: &Profile, rootless: bool) -> Result<Value, String
         "annotations": annotations,
         "linux": linux
     }))
+}
+
+/// Whether this host's memory cgroups account swap: v1 has `memory.memsw.*` files, v2
+/// `memory.swap.max` in every cgroup below the root.
+fn swap_is_accounted() -> bool {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("memory/memory.memsw.limit_in_bytes").exists() {
+        return true;
+    }
+    std::fs::read_dir(root).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().join("memory.swap.max").exists())
+    })
 }
 
 /// `MemTotal` of `/proc/meminfo`, in bytes.
@@ -186,11 +204,9 @@ fn rootless_mappings() -> (Value, Value) {
         .map(|u| u.name)
         .unwrap_or_default();
     let owners = [name.as_str(), &uid.to_string()];
-    let helpers = ["newuidmap", "newgidmap"].iter().all(|h| {
-        ["/usr/bin", "/bin"]
-            .iter()
-            .any(|d| Path::new(d).join(h).is_file())
-    });
+    let helpers = ["newuidmap", "newgidmap"]
+        .iter()
+        .all(|h| bulwark_sandbox::id_map_helper(h).is_some());
     let read = |file: &str| std::fs::read_to_string(file).unwrap_or_default();
     let ranges = helpers
         .then(|| {

@@ -42,6 +42,17 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
     let rootless = rootless(&cli)?;
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
+        check_host_options(&cli)?;
+        seal::ensure_sealed(rootless)?;
+        bulwark_sys::phase::mark("sealed (re-executed)");
+    }
+    // Only the commands that keep state need (and check) the state root.
+    let root = || state_root(cli.root.as_deref(), rootless).map(StateRoot::new);
+    let e = |e: runtime::RuntimeError| e.to_string();
     match &cli.command {
         Command::Spec(a) => {
             // Without --rootless, a config for whoever asks: rootless unless root.
@@ -49,25 +60,14 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
                 None => !nix::unistd::geteuid().is_root(),
                 Some(_) => rootless,
             };
-            return default_spec::write(&a.bundle, &a.profile, rootless).map(|()| 0);
+            default_spec::write(&a.bundle, &a.profile, rootless).map(|()| 0)
         }
         Command::Features => {
             println!("{}", features::json());
-            return Ok(0);
+            Ok(0)
         }
-        Command::Create(_) | Command::Run(_) | Command::Exec(_) => {
-            check_host_options(&cli)?;
-            seal::ensure_sealed(rootless)?;
-            bulwark_sys::phase::mark("sealed (re-executed)");
-        }
-        _ => {}
-    }
-    let root = StateRoot::new(state_root(cli.root.as_deref(), rootless)?);
-    let e = |e: runtime::RuntimeError| e.to_string();
-    match cli.command {
-        Command::Spec(_) | Command::Features => unreachable!("handled above"),
         Command::Create(a) => {
-            let created = runtime::create(&root, create_options(&a, rootless)).map_err(e)?;
+            let created = runtime::create(&root()?, create_options(a, rootless)).map_err(e)?;
             created.notes.iter().for_each(|n| logger.debug(n));
             let spawned = created.spawned;
             logger.debug(&format!(
@@ -77,13 +77,13 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
             Ok(0)
         }
         Command::Start(a) => {
-            for warning in runtime::start(&root, &a.id).map_err(e)? {
+            for warning in runtime::start(&root()?, &a.id).map_err(e)? {
                 logger.warn(&warning);
             }
             Ok(0)
         }
         Command::State(a) => {
-            let state = runtime::state_of(&root, &a.id).map_err(e)?;
+            let state = runtime::state_of(&root()?, &a.id).map_err(e)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&state).map_err(|e| e.to_string())?
@@ -92,27 +92,27 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
         }
         Command::Kill(a) => {
             let signal = runtime::parse_signal(&a.signal).map_err(e)?;
-            runtime::kill(&root, &a.id, signal, a.all)
+            runtime::kill(&root()?, &a.id, signal, a.all)
                 .map_err(e)
                 .map(|()| 0)
         }
         Command::Delete(a) => {
-            for warning in runtime::delete(&root, &a.id, a.force).map_err(e)? {
+            for warning in runtime::delete(&root()?, &a.id, a.force).map_err(e)? {
                 logger.warn(&warning);
             }
             Ok(0)
         }
         Command::Run(a) => {
             let options = create_options(&a.create, rootless);
-            foreground::run(&root, &a, options, logger)
+            foreground::run(&root()?, a, options, logger)
         }
-        Command::Exec(a) => exec_cmd::exec(&root, &a),
-        Command::List(a) => list::list(&root, &a),
-        Command::Ps(a) => list::ps(&root, &a),
-        Command::Pause(a) => cgroup_cmds::pause(&root, &a.id),
-        Command::Resume(a) => cgroup_cmds::resume(&root, &a.id),
-        Command::Update(a) => cgroup_cmds::update(&root, &a),
-        Command::Events(a) => cgroup_cmds::events(&root, &a),
+        Command::Exec(a) => exec_cmd::exec(&root()?, a),
+        Command::List(a) => list::list(&root()?, a),
+        Command::Ps(a) => list::ps(&root()?, a),
+        Command::Pause(a) => cgroup_cmds::pause(&root()?, &a.id),
+        Command::Resume(a) => cgroup_cmds::resume(&root()?, &a.id),
+        Command::Update(a) => cgroup_cmds::update(&root()?, a),
+        Command::Events(a) => cgroup_cmds::events(&root()?, a),
     }
 }
 

@@ -33,17 +33,26 @@ fn exe_is_sealed() -> bool {
             .is_ok_and(|seals| SealFlag::from_bits_truncate(seals).contains(SealFlag::F_SEAL_WRITE))
 }
 
-/// Whether only root can write the running binary: owned by root, writable by no group or
-/// other. A runtime without root needs no seal for such a binary.
-fn only_root_can_write(exe: &std::fs::File) -> bool {
-    exe.metadata()
-        .is_ok_and(|m| m.uid() == 0 && m.permissions().mode() & 0o022 == 0)
+/// Whether only the host's root can write the running binary: owned by root, writable by
+/// no group or other, as seen from the host's user namespace (in another one, "root" may
+/// be the caller itself). A runtime without root needs no seal for such a binary.
+fn only_host_root_can_write(exe: &std::fs::File) -> bool {
+    bulwark_runtime::rootless::in_host_user_namespace()
+        && exe
+            .metadata()
+            .is_ok_and(|m| m.uid() == 0 && m.permissions().mode() & 0o022 == 0)
 }
 
 /// A sealed memfd holding a copy of the running binary.
 fn sealed_copy(mut exe: std::fs::File) -> Result<OwnedFd, String> {
+    // Named after the file it copies, so the seccomp cache still knows this build.
+    let identity = exe
+        .metadata()
+        .map(|m| bulwark_runtime::file_identity(&m))
+        .unwrap_or_default();
+    let name = format!("{}{identity}", bulwark_runtime::SEALED_COPY_PREFIX);
     let memfd = memfd_create(
-        c"bulwark-runtime",
+        name.as_str(),
         MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
     )
     .map_err(|e| format!("creating a memfd for a sealed copy of the runtime: {e}"))?;
@@ -87,7 +96,7 @@ pub fn ensure_sealed(rootless: bool) -> Result<(), String> {
         Err(_) if rootless => {
             let exe = std::fs::File::open("/proc/self/exe")
                 .map_err(|e| format!("opening the runtime binary: {e}"))?;
-            if only_root_can_write(&exe) {
+            if only_host_root_can_write(&exe) {
                 return Ok(());
             }
             sealed_copy(exe)?

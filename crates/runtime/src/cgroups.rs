@@ -30,35 +30,24 @@ pub fn create(
     rootless: bool,
     notes: &mut Vec<String>,
 ) -> Result<Option<Box<dyn CgroupManager>>, RuntimeError> {
-    let layout = Layout::detect().map_err(cgroup_error)?;
     let linux = spec.linux().as_ref();
-    let configured = linux
-        .and_then(|l| l.cgroups_path().as_ref())
-        .map(|p| p.to_string_lossy().into_owned());
     let resources = match rootless {
         false => with_default_devices(linux.and_then(|l| l.resources().clone()), spec),
         true => without_devices(linux.and_then(|l| l.resources().clone())),
     };
-    let (layout, path) = if rootless {
-        let path = configured
-            .or_else(|| delegated_default_path(&layout, id))
-            .unwrap_or_else(|| default_cgroups_path(id));
-        match rootless_layout(&layout, &path, &resources, notes)? {
-            Some(usable) => (usable, path),
-            None => return Ok(None),
-        }
-    } else {
-        (
-            layout,
-            configured.unwrap_or_else(|| default_cgroups_path(id)),
-        )
+    let Some((layout, path)) = placement(spec, id, rootless, &resources, notes)? else {
+        return Ok(None);
     };
     let manager = manager_for(&layout, &path).map_err(cgroup_error)?;
     let record = state_dir.join(RECORD);
     let paths =
         serde_json::to_vec(&manager.paths()).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
     std::fs::write(&record, paths).map_err(RuntimeError::io("cannot write", &record))?;
-    manager.create().map_err(cgroup_error)?;
+    if let Err(e) = manager.create() {
+        // Directories made before the failure go too.
+        let _ = manager.destroy();
+        return Err(cgroup_error(e));
+    }
     // Never share a cgroup with processes that are not ours: limits, kill --all and
     // delete would reach them.
     if let Ok(pids) = manager.pids() {
@@ -75,6 +64,32 @@ pub fn create(
         return Err(cgroup_error(e));
     }
     Ok(Some(manager))
+}
+
+/// Which hierarchies of the host's layout the container's cgroups go in, and at which
+/// `linux.cgroupsPath` (the configured one, else the default); `None`: no cgroups (a
+/// rootless runtime with none delegated and no limits to apply).
+fn placement(
+    spec: &Spec,
+    id: &str,
+    rootless: bool,
+    resources: &LinuxResources,
+    notes: &mut Vec<String>,
+) -> Result<Option<(Layout, String)>, RuntimeError> {
+    let layout = Layout::detect().map_err(cgroup_error)?;
+    let configured = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned());
+    if !rootless {
+        let path = configured.unwrap_or_else(|| default_cgroups_path(id));
+        return Ok(Some((layout, path)));
+    }
+    let path = configured
+        .or_else(|| delegated_default_path(&layout, id))
+        .unwrap_or_else(|| default_cgroups_path(id));
+    Ok(rootless_layout(&layout, &path, resources, notes)?.map(|usable| (usable, path)))
 }
 
 /// The hierarchies a rootless runtime may use for a container at `path`: those delegated
@@ -95,15 +110,14 @@ fn rootless_layout(
             .iter()
             .find(|r| r.covers(setting.controller()))
         {
+            let euid = nix::unistd::geteuid();
             return Err(RuntimeError::Invalid(format!(
-                "config.json: {} {:?} needs the {} cgroup controller, which this rootless runtime (uid {}) cannot use at {}: {}. A rootless container gets cgroup limits only in a subtree delegated to its user: have root (or systemd, with Delegate=yes) make a cgroup owned by uid {} and set linux.cgroupsPath below it, or remove the limit",
+                "config.json: {} {:?} needs the {} cgroup controller, which this rootless runtime (uid {euid}) cannot use at {}: {}. A rootless container gets cgroup limits only in a subtree delegated to its user: have root (or systemd, with Delegate=yes) make a cgroup owned by uid {euid} and set linux.cgroupsPath below it, or remove the limit",
                 setting.field(),
                 setting.value(),
                 setting.controller(),
-                nix::unistd::geteuid(),
                 refusal.dir.display(),
                 refusal.reason,
-                nix::unistd::geteuid(),
             )));
         }
     }

@@ -1,5 +1,6 @@
 //! The state root (`--root`) and one container's directory in it, locked while in use.
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg, OFlag};
@@ -30,7 +31,34 @@ impl StateRoot {
         StateRoot { path: path.into() }
     }
 
+    /// Refuses a state root someone else could have planted state in: it must be a real
+    /// directory (not a symlink) of the runtime's user that no one else can write. A
+    /// missing one is fine (create makes it).
+    fn trusted(&self) -> Result<(), RuntimeError> {
+        let meta = match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(RuntimeError::io("cannot read the state root", &self.path)(
+                    e,
+                ))
+            }
+        };
+        let euid = nix::unistd::geteuid().as_raw();
+        let mode = meta.mode() & 0o7777;
+        if meta.is_dir() && meta.uid() == euid && mode & 0o022 == 0 {
+            return Ok(());
+        }
+        Err(RuntimeError::Invalid(format!(
+            "state root {} is not valid: it is {} of uid {} with mode {mode:o} (expected a directory of uid {euid} that no one else can write; give --root another one)",
+            self.path.display(),
+            if meta.file_type().is_symlink() { "a symlink" } else if meta.is_dir() { "a directory" } else { "a file" },
+            meta.uid(),
+        )))
+    }
+
     pub(crate) fn ensure(&self) -> Result<(), RuntimeError> {
+        self.trusted()?;
         if self.path.is_dir() {
             return Ok(());
         }
@@ -64,6 +92,7 @@ impl StateRoot {
     /// Opens and locks an existing container's directory.
     pub fn open(&self, id: &str) -> Result<Container, RuntimeError> {
         validate_id(id)?;
+        self.trusted()?;
         let dir = self.path.join(id);
         if !dir.is_dir() {
             return Err(RuntimeError::NotFound(id.to_string()));
@@ -73,6 +102,7 @@ impl StateRoot {
 
     /// The ids of every container with a state directory, sorted.
     pub fn ids(&self) -> Result<Vec<String>, RuntimeError> {
+        self.trusted()?;
         let entries = match std::fs::read_dir(&self.path) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -186,6 +216,7 @@ impl StateRoot {
     /// either the old or the new state. `Ok(None)` while the container is being created.
     pub fn peek(&self, id: &str) -> Result<Option<(SavedState, Status)>, RuntimeError> {
         validate_id(id)?;
+        self.trusted()?;
         let dir = self.path.join(id);
         let bytes = match std::fs::read(dir.join(STATE_FILE)) {
             Ok(bytes) => bytes,

@@ -25,4 +25,5 @@ pub use lifecycle::{
 };
 pub use procs::container_pids;
 pub use resources::{pause, resume, stats, update};
+pub use seccomp_cache::{file_identity, SEALED_COPY_PREFIX};
 pub use state::{OciState, Status};

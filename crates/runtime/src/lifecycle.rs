@@ -69,7 +69,7 @@ pub fn create(root: &StateRoot, mut options: CreateOptions) -> Result<Created, R
     check_host_support(&bundle.spec)?;
     let namespaces = NamespacePlan::from_spec(&bundle.spec)?;
     if options.rootless {
-        crate::rootless::check(&bundle.spec)?;
+        crate::rootless::check(&bundle.spec, &namespaces)?;
     }
     let (seccomp, mut notes) = crate::seccomp::compile(root, &bundle.spec)?;
     bulwark_sys::phase::mark("create: seccomp ready");
@@ -176,6 +176,7 @@ fn spawn(
         .transpose()
         .map_err(|e| RuntimeError::Invalid(e.to_string()))?
         .unwrap_or_default();
+    let setgroups_denied = bulwark_sandbox::spec_denies_setgroups(&bundle.spec, &namespaces);
     let plan = ContainerPlan {
         id: container.id.clone(),
         bundle,
@@ -196,6 +197,7 @@ fn spawn(
         placement,
         seccomp,
         rootless: options.rootless,
+        setgroups_denied,
     };
     let spec = plan.bundle.spec.clone();
     let template = saved.clone();
@@ -582,6 +584,7 @@ pub fn exec(root: &StateRoot, id: &str, mut options: ExecOptions) -> Result<Spaw
         no_new_keyring: false,
         landlock: bulwark_sandbox::landlock::wanted(&saved.config),
         seccomp,
+        setgroups_denied: bulwark_sandbox::spec_denies_setgroups(&saved.config, &namespaces),
     };
     let mut hooks = ExecHooks {
         listener: plan.seccomp.as_ref().and_then(|f| f.listener.as_ref()),

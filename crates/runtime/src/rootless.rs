@@ -18,7 +18,7 @@ pub fn detected() -> bool {
 
 /// In the host's (initial) user namespace `uid_map` maps all 2^32 - 1 ids onto themselves.
 /// Without a readable `/proc`, the effective uid alone decides.
-fn in_host_user_namespace() -> bool {
+pub fn in_host_user_namespace() -> bool {
     std::fs::read_to_string("/proc/self/uid_map").map_or(true, |map| {
         map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
     })
@@ -27,10 +27,9 @@ fn in_host_user_namespace() -> bool {
 /// Refuses what a rootless runtime cannot honour: a container without a user namespace
 /// of its own (for a caller that is not root even in its own namespace), and idmapped
 /// mounts (they need CAP_SYS_ADMIN over the host filesystem).
-pub fn check(spec: &Spec) -> Result<(), RuntimeError> {
+pub fn check(spec: &Spec, namespaces: &NamespacePlan) -> Result<(), RuntimeError> {
     let euid = nix::unistd::geteuid();
-    let plan = NamespacePlan::from_spec(spec)?;
-    if !euid.is_root() && !plan.contains(NamespaceKind::User) {
+    if !euid.is_root() && !namespaces.contains(NamespaceKind::User) {
         return Err(RuntimeError::Invalid(format!(
             "config.json: linux.namespaces has no user namespace, which bulwark-runtime needs when run without root (uid {euid}): add {{\"type\": \"user\"}} with linux.uidMappings and linux.gidMappings (`bulwark-runtime spec --rootless` writes such a config)"
         )));
@@ -75,7 +74,8 @@ mod tests {
                       "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
                       "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}
         }));
-        let e = check(&s).unwrap_err().to_string();
+        let plan = NamespacePlan::from_spec(&s).unwrap();
+        let e = check(&s, &plan).unwrap_err().to_string();
         assert!(e.contains("mounts[1]") && e.contains("/data"), "{e}");
     }
 
@@ -89,7 +89,8 @@ mod tests {
                       "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
                       "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}
         }));
-        let e = check(&s).unwrap_err().to_string();
+        let plan = NamespacePlan::from_spec(&s).unwrap();
+        let e = check(&s, &plan).unwrap_err().to_string();
         assert!(e.contains("bulwark.rootfs.idmap"), "{e}");
     }
 }

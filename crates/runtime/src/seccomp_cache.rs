@@ -151,13 +151,30 @@ fn trusted_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// What compiled an entry: this binary (by inode, size and time), libseccomp's version
-/// and the kernel, since each can change the program.
+/// The name a rootless runtime gives the sealed memfd it re-executes from: this prefix and
+/// the [`file_identity`] of the binary it copied, so the cache still knows the build.
+pub const SEALED_COPY_PREFIX: &str = "bulwark-runtime@";
+
+/// A binary's identity for the cache: device, inode, size and modification time.
+pub fn file_identity(meta: &std::fs::Metadata) -> String {
+    let (dev, ino, size) = (meta.dev(), meta.ino(), meta.size());
+    format!("{dev}:{ino}:{size}:{}.{}", meta.mtime(), meta.mtime_nsec())
+}
+
+/// What compiled an entry: this binary (by inode, size and time; for a sealed copy, the
+/// file it was copied from), libseccomp's version and the kernel, since each can change
+/// the program.
 fn build_identity() -> String {
-    let exe = std::fs::metadata("/proc/self/exe")
-        .map(|m| {
-            let (dev, ino, size) = (m.dev(), m.ino(), m.size());
-            format!("{dev}:{ino}:{size}:{}.{}", m.mtime(), m.mtime_nsec())
+    let copied_from = std::fs::read_link("/proc/self/exe").ok().and_then(|link| {
+        let name = link.to_str()?.strip_prefix("/memfd:")?;
+        let name = name.strip_suffix(" (deleted)").unwrap_or(name);
+        Some(name.strip_prefix(SEALED_COPY_PREFIX)?.to_string())
+    });
+    let exe = copied_from
+        .or_else(|| {
+            std::fs::metadata("/proc/self/exe")
+                .ok()
+                .map(|m| file_identity(&m))
         })
         .unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();

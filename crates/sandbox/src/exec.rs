@@ -161,7 +161,7 @@ fn run_process(plan: &ExecPlan, channel: &Channel) -> Result<std::convert::Infal
     // As in the init: signals reset, then only what must follow the filter.
     bulwark_sys::process::reset_signals();
     let seccomp = plan.seccomp.as_ref();
-    process::switch_user(process, || {
+    process::switch_user(process, plan.setgroups_denied, || {
         seccomp::install_at(Before::CapabilityDrop, seccomp, process, None)
     })?;
     if process.no_new_privileges().unwrap_or(false) {

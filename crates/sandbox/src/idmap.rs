@@ -4,10 +4,11 @@
 //! own id (and for gids only after denying `setgroups` in the namespace); anything more
 //! goes through the setuid helpers `newuidmap`/`newgidmap`, which allow the ranges
 //! `/etc/subuid` and `/etc/subgid` give the caller's user.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bulwark_spec::runtime::LinuxIdMapping;
+use bulwark_spec::runtime::{LinuxIdMapping, Spec};
+use bulwark_spec::{NamespaceKind, NamespacePlan};
 use nix::unistd::Pid;
 
 use crate::StepError;
@@ -20,43 +21,68 @@ fn format_map(maps: &[LinuxIdMapping]) -> String {
 
 /// One of the two maps.
 #[derive(Clone, Copy)]
-enum Ids {
+enum IdMapKind {
     Uid,
     Gid,
 }
 
-impl Ids {
+impl IdMapKind {
     fn field(self) -> &'static str {
         match self {
-            Ids::Uid => "linux.uidMappings",
-            Ids::Gid => "linux.gidMappings",
+            IdMapKind::Uid => "linux.uidMappings",
+            IdMapKind::Gid => "linux.gidMappings",
         }
     }
     fn file(self) -> &'static str {
         match self {
-            Ids::Uid => "uid_map",
-            Ids::Gid => "gid_map",
+            IdMapKind::Uid => "uid_map",
+            IdMapKind::Gid => "gid_map",
         }
     }
     fn helper(self) -> &'static str {
         match self {
-            Ids::Uid => "newuidmap",
-            Ids::Gid => "newgidmap",
+            IdMapKind::Uid => "newuidmap",
+            IdMapKind::Gid => "newgidmap",
         }
     }
     fn ranges(self) -> &'static str {
         match self {
-            Ids::Uid => "/etc/subuid",
-            Ids::Gid => "/etc/subgid",
+            IdMapKind::Uid => "/etc/subuid",
+            IdMapKind::Gid => "/etc/subgid",
         }
     }
     /// The caller's own effective id of this kind.
     fn own(self) -> u32 {
         match self {
-            Ids::Uid => nix::unistd::geteuid().as_raw(),
-            Ids::Gid => nix::unistd::getegid().as_raw(),
+            IdMapKind::Uid => nix::unistd::geteuid().as_raw(),
+            IdMapKind::Gid => nix::unistd::getegid().as_raw(),
         }
     }
+
+    /// Whether `maps` is the one map an unprivileged caller may write itself: its own
+    /// id, once.
+    fn own_only(self, maps: &[LinuxIdMapping]) -> bool {
+        maps.len() == 1 && maps[0].size() == 1 && maps[0].host_id() == self.own()
+    }
+}
+
+/// Whether writing `gid_maps` makes the runtime deny `setgroups(2)` in the new user
+/// namespace (a caller without root mapping only its own gid, as the kernel requires).
+/// Asked by the runtime itself (its euid decides), from what it will write, never from a
+/// file the container could mount over.
+pub fn denies_setgroups(gid_maps: &[LinuxIdMapping]) -> bool {
+    !nix::unistd::geteuid().is_root() && IdMapKind::Gid.own_only(gid_maps)
+}
+
+/// Whether the runtime denies `setgroups(2)` in the user namespace of a container made
+/// from `spec` (see [`denies_setgroups`]); `false` for a namespace it does not create.
+pub fn spec_denies_setgroups(spec: &Spec, namespaces: &NamespacePlan) -> bool {
+    let gids = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.gid_mappings().clone())
+        .unwrap_or_default();
+    namespaces.creates(NamespaceKind::User) && denies_setgroups(&gids)
 }
 
 /// Writes `/proc/<pid>/{uid,gid}_map` for a process that just entered a new user namespace.
@@ -66,10 +92,9 @@ pub fn write(
     gid_maps: &[LinuxIdMapping],
 ) -> Result<(), StepError> {
     let privileged = nix::unistd::geteuid().is_root();
-    for (ids, maps) in [(Ids::Uid, uid_maps), (Ids::Gid, gid_maps)] {
-        let own_only = maps.len() == 1 && maps[0].size() == 1 && maps[0].host_id() == ids.own();
-        if privileged || own_only {
-            if !privileged && matches!(ids, Ids::Gid) {
+    for (ids, maps) in [(IdMapKind::Uid, uid_maps), (IdMapKind::Gid, gid_maps)] {
+        if privileged || ids.own_only(maps) {
+            if matches!(ids, IdMapKind::Gid) && denies_setgroups(maps) {
                 // The kernel's condition for an unprivileged gid map.
                 write_file(pid, "setgroups", "deny", ids)?;
             }
@@ -81,7 +106,7 @@ pub fn write(
     Ok(())
 }
 
-fn write_file(pid: Pid, file: &str, text: &str, ids: Ids) -> Result<(), StepError> {
+fn write_file(pid: Pid, file: &str, text: &str, ids: IdMapKind) -> Result<(), StepError> {
     let path = format!("/proc/{pid}/{file}");
     std::fs::write(&path, text).map_err(|e| {
         StepError::msg(format!(
@@ -93,15 +118,16 @@ fn write_file(pid: Pid, file: &str, text: &str, ids: Ids) -> Result<(), StepErro
 
 /// `newuidmap PID ID LOWER COUNT...` (or newgidmap), which checks the ranges against
 /// `/etc/subuid` (`/etc/subgid`) for the caller's user.
-fn run_helper(pid: Pid, ids: Ids, maps: &[LinuxIdMapping]) -> Result<(), StepError> {
-    let helper = find_helper(ids.helper()).ok_or_else(|| {
+fn run_helper(pid: Pid, ids: IdMapKind, maps: &[LinuxIdMapping]) -> Result<(), StepError> {
+    let helper = id_map_helper(ids.helper()).ok_or_else(|| {
         StepError::msg(format!(
-            "{} maps more than your own id ({}), which a runtime without root can do only with {} (Debian's uidmap package) and a range in {}: {} was not found in PATH",
+            "{} maps more than your own id ({}), which a runtime without root can do only with {} (Debian's uidmap package) and a range in {}: {} is not in {}",
             ids.field(),
             ids.own(),
             ids.helper(),
             ids.ranges(),
-            ids.helper()
+            ids.helper(),
+            HELPER_DIRS.join(" or ")
         ))
     })?;
     let mut args = vec![pid.to_string()];
@@ -132,19 +158,16 @@ fn run_helper(pid: Pid, ids: Ids, maps: &[LinuxIdMapping]) -> Result<(), StepErr
     )))
 }
 
-/// `name` in `PATH`, or in the directories Debian installs it to.
-fn find_helper(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
+/// Where the setuid id-map helpers are looked for: the system's own directories only,
+/// never the caller's PATH.
+const HELPER_DIRS: [&str; 2] = ["/usr/bin", "/bin"];
 
-/// Whether `setgroups(2)` is denied in the calling process's user namespace (a runtime
-/// without root mapped only its own gid).
-pub fn setgroups_denied() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+/// The installed `newuidmap` or `newgidmap`, if any.
+pub fn id_map_helper(name: &str) -> Option<PathBuf> {
+    HELPER_DIRS
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| candidate.is_file())
 }
 
 /// After the maps are written, become root of the new namespace when 0 is mapped, so

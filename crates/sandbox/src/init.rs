@@ -276,7 +276,7 @@ fn start_program(plan: &ContainerPlan, ready: Ready) -> Result<Infallible, StepE
     // The program starts with no signal ignored or blocked, whatever the runtime or the
     // engine that started it had; done before the seccomp filter may forbid it.
     bulwark_sys::process::reset_signals();
-    process::switch_user(process, || {
+    process::switch_user(process, plan.setgroups_denied, || {
         seccomp::install_at(Before::CapabilityDrop, plan.seccomp.as_ref(), process, None)
     })?;
     if process.no_new_privileges().unwrap_or(false) {

@@ -34,6 +34,7 @@ mod seccomp;
 mod sysctl;
 
 pub use error::{LaunchError, StepError};
+pub use idmap::{id_map_helper, spec_denies_setgroups};
 pub use parent::{spawn_container, ParentHooks, Spawned};
 pub use plan::{ContainerPlan, ExecPlan, ProcessPlan};
 pub use process::{no_capabilities, resolve_executable};

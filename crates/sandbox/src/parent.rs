@@ -7,6 +7,7 @@ use std::os::fd::AsFd;
 use bulwark_sys::process::{
     clone_into, clone_process, exit_now, pidfd_open, pidfd_send_signal, Forked,
 };
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
@@ -60,9 +61,10 @@ pub fn spawn_container(
         plan.clone_flags()
     };
     let cgroup = plan.placement.clone_into.as_ref().map(AsFd::as_fd);
-    let (pid, pidfd) = match clone_into(flags, cgroup)
-        .map_err(StepError::sys("creating the container process"))?
-    {
+    let nproc = NprocCap::for_user_namespace(plan)?;
+    let cloned = clone_into(flags, cgroup);
+    drop(nproc);
+    let (pid, pidfd) = match cloned.map_err(StepError::sys("creating the container process"))? {
         Forked::Child => {
             drop(ours);
             let mut keep = plan.process.inherited_fds();
@@ -95,6 +97,51 @@ pub fn spawn_container(
         .ok_or_else(|| LaunchError::Child("lost track of the init process".into()))?;
     std::mem::forget(children);
     Ok(Spawned { pid, pidfd })
+}
+
+/// A rootless runtime's soft `RLIMIT_NPROC`, lowered to the container's own while its
+/// user namespace is made, and raised back on drop.
+///
+/// The kernel counts RLIMIT_NPROC per user of each user namespace, and above that counts
+/// every process of the namespace against its creator's user, up to the creator's limit
+/// when the namespace was made. With only the container's limit, container root could
+/// fork that many under each of its mapped uids; made under a lowered limit, the
+/// namespace's processes, with all else the creator's user runs, stay within it.
+struct NprocCap {
+    restore: Option<(u64, u64)>,
+}
+
+impl NprocCap {
+    fn for_user_namespace(plan: &ContainerPlan) -> Result<NprocCap, StepError> {
+        let wanted = plan
+            .process
+            .process
+            .rlimits()
+            .iter()
+            .flatten()
+            .find(|r| r.typ() == bulwark_spec::runtime::PosixRlimitType::RlimitNproc)
+            .map(|r| r.soft());
+        let (soft, hard) =
+            getrlimit(Resource::RLIMIT_NPROC).map_err(StepError::sys("reading RLIMIT_NPROC"))?;
+        let lowered = match wanted {
+            Some(limit) if plan.rootless && plan.creates_user_namespace() && limit < soft => limit,
+            _ => return Ok(NprocCap { restore: None }),
+        };
+        setrlimit(Resource::RLIMIT_NPROC, lowered, hard).map_err(StepError::sys(
+            "lowering RLIMIT_NPROC for the user namespace",
+        ))?;
+        Ok(NprocCap {
+            restore: Some((soft, hard)),
+        })
+    }
+}
+
+impl Drop for NprocCap {
+    fn drop(&mut self) {
+        if let Some((soft, hard)) = self.restore {
+            let _ = setrlimit(Resource::RLIMIT_NPROC, soft, hard);
+        }
+    }
 }
 
 /// Answers the child's messages until it is ready. Returns the init's pid.

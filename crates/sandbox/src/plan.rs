@@ -47,6 +47,9 @@ pub struct ContainerPlan {
     /// The runtime lacks the host's root privileges (a user, or root of another user
     /// namespace): devices are bound from the host rather than made.
     pub rootless: bool,
+    /// The user namespace the runtime makes denies setgroups(2) (see
+    /// [`crate::spec_denies_setgroups`], asked by the runtime before any stage runs).
+    pub setgroups_denied: bool,
 }
 
 impl ContainerPlan {
@@ -95,4 +98,7 @@ pub struct ExecPlan {
     pub landlock: bool,
     /// The container's `linux.seccomp`, compiled by the runtime: exec'd processes get it too.
     pub seccomp: Option<bulwark_seccomp::Filter>,
+    /// The container's user namespace denies setgroups(2) (see
+    /// [`crate::spec_denies_setgroups`]).
+    pub setgroups_denied: bool,
 }

@@ -333,6 +333,7 @@ pub fn no_capabilities() -> bulwark_spec::runtime::LinuxCapabilities {
 /// is still effective (the seccomp filter goes on there when it needs CAP_SYS_ADMIN).
 pub fn switch_user(
     process: &Process,
+    setgroups_denied: bool,
     before_narrowing: impl FnOnce() -> Result<(), StepError>,
 ) -> Result<(), StepError> {
     // Not `unwrap_or_default()`: oci-spec's default grants capabilities; absent means none.
@@ -367,7 +368,7 @@ pub fn switch_user(
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    set_groups(&groups)?;
+    set_groups(&groups, setgroups_denied)?;
     let gid = Gid::from_raw(user.gid());
     nix::unistd::setresgid(gid, gid, gid).map_err(StepError::sys(format!(
         "setting process.user.gid {}",
@@ -405,11 +406,12 @@ pub fn switch_user(
     Ok(())
 }
 
-/// `process.user.additionalGids`. Where a runtime without root mapped only its own gid,
-/// the kernel denies setgroups(2): no groups is then what the process has already.
-fn set_groups(groups: &[Gid]) -> Result<(), StepError> {
+/// `process.user.additionalGids`. Where a runtime without root mapped only its own gid
+/// (`setgroups_denied`, see [`crate::idmap::denies_setgroups`]) the kernel refuses
+/// setgroups(2), and the process keeps the groups the runtime was started with.
+fn set_groups(groups: &[Gid], setgroups_denied: bool) -> Result<(), StepError> {
     let raw: Vec<u32> = groups.iter().map(|g| g.as_raw()).collect();
-    if crate::idmap::setgroups_denied() {
+    if setgroups_denied {
         if groups.is_empty() {
             return Ok(());
         }
