@@ -437,3 +437,36 @@ fn bad_idmapped_mounts() {
     });
     refused(&rt, &bundle, &["/nonexistent/idmap-source", "idmapped"]);
 }
+
+#[test]
+fn a_state_root_others_could_write_or_a_symlink_is_refused() {
+    // Another user could plant state there that kill or delete would act on.
+    let rt = Runtime::new();
+    let dir = bulwark_tests::TempDir::new();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(rt.root(), &link).unwrap();
+    let bundle = Bundle::new();
+    for (root, what) in [(&open, "mode 777"), (&link, "a symlink")] {
+        for args in [
+            vec!["list"],
+            vec!["run", "--bundle", bundle.path().to_str().unwrap(), "c1"],
+        ] {
+            let mut full = vec!["--root", root.to_str().unwrap()];
+            full.extend(args);
+            let out = bulwark_tests::run_captured(
+                std::process::Command::new(rt.binary()).args(&full),
+                bulwark_tests::default_timeout(),
+            );
+            out.assert_failure();
+            assert!(
+                out.stderr.contains("state root") && out.stderr.contains(what),
+                "{full:?}: {out}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0, "nothing made");
+    rt.assert_clean(&bundle);
+}
