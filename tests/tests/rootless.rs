@@ -113,9 +113,12 @@ fn a_fork_bomb_over_many_container_uids_stays_within_the_process_limit() {
     // the limit under each uid it maps, unless the namespace was made under that limit.
     let user = User::get();
     let rt = Runtime::as_user(user.uid, user.gid);
+    // The four start together, once this shell has forked all of them (its own forks
+    // fall under the same limit): they wait, with shell builtins only, for /tmp/go.
     let script = format!(
-        "for u in 1000 1001 1002 1003; do {CHECKER} as $u {CHECKER} forks 30 3 > /tmp/forks-$u & done; \
-         wait; cat /tmp/forks-*"
+        "for u in 1000 1001 1002 1003; do \
+         {CHECKER} as $u /bin/sh -c 'while [ ! -e /tmp/go ]; do :; done; exec {CHECKER} forks 30 3' \
+         > /tmp/forks-$u & done; : > /tmp/go; wait; cat /tmp/forks-*"
     );
     let b = bundle(user, true, |c| {
         c["process"]["args"] = sh(&script);
