@@ -8,9 +8,9 @@
 //! copied; the cost is one exec.
 //!
 //! A runtime without root may not clone mounts. Its containers run as its own user (or
-//! ids from its subordinate ranges), so a binary owned by root and writable by no one
-//! else is out of their reach already and runs as it is; any other binary is copied into
-//! a sealed memfd (no writes, no resizing) and re-executed from there.
+//! ids from its subordinate ranges), so a binary owned by the host's root and writable by
+//! no one else is out of their reach already and runs as it is; any other binary is
+//! copied into a sealed memfd (no writes, no resizing) and re-executed from there.
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;

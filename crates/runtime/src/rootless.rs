@@ -5,6 +5,7 @@
 //! cgroups delegated to its user (see [`crate::cgroups::create`]), and keeps its state
 //! under `$XDG_RUNTIME_DIR` (see the command line). What it cannot do at all is refused
 //! here, before anything is made.
+use bulwark_spec::mount_options::MountOptions;
 use bulwark_spec::runtime::Spec;
 use bulwark_spec::{NamespaceKind, NamespacePlan};
 
@@ -41,9 +42,12 @@ pub fn check(spec: &Spec, namespaces: &NamespacePlan) -> Result<(), RuntimeError
         )));
     }
     for (index, mount) in spec.mounts().iter().flatten().enumerate() {
-        let options = mount.options().as_deref().unwrap_or_default();
-        let idmap = options.iter().any(|o| o == "idmap" || o == "ridmap");
-        if idmap || mount.uid_mappings().is_some() || mount.gid_mappings().is_some() {
+        let field = format!("mounts[{index}].options");
+        let options = MountOptions::parse(mount.options().as_deref().unwrap_or_default(), &field)?;
+        if options.idmap.is_some()
+            || mount.uid_mappings().is_some()
+            || mount.gid_mappings().is_some()
+        {
             return Err(RuntimeError::Invalid(format!(
                 "config.json: mounts[{index}] (destination {}) is an idmapped mount, which cannot be made without root: it needs CAP_SYS_ADMIN over the host filesystem (bind it without idmap, uidMappings and gidMappings)",
                 mount.destination().display()
