@@ -899,3 +899,149 @@ fn events_stats_has_runcs_shape() {
     rt.cmd(["events", "--stats", "no-such-id"]).assert_failure();
     force_delete(&rt, &bundle, &id);
 }
+
+/// Docker and Podman give containers CAP_MKNOD and rely on the runtime's default device
+/// rules allowing `mknod` of any node (runc's `c *:* m` and `b *:* m`); opening one is
+/// still decided by the rules.
+#[test]
+fn any_device_node_may_be_made_but_only_allowed_ones_opened() {
+    let rt = Runtime::new();
+    let script = format!(
+        "for node in 'c 1 1' 'b 7 0' 'c 1 3'; do set -- $node; \
+         mknod /dev/n$2$3 $1 $2 $3 && echo made && {CHECKER} open /dev/n$2$3 r; done"
+    );
+    let bundle = bundle(sh(&script), |c| {
+        for set in ["bounding", "effective", "permitted"] {
+            push(
+                c,
+                &format!("/process/capabilities/{set}"),
+                json!("CAP_MKNOD"),
+            );
+        }
+    });
+    // /dev/mem and loop0 are made but do not open; /dev/null (allowed) does.
+    assert_eq!(
+        stdout_lines(&rt, &bundle),
+        ["made", "EPERM", "made", "EPERM", "made", "ok"]
+    );
+}
+
+/// The container's cgroup directories, from the state directory's record.
+fn container_cgroups(rt: &Runtime, id: &str) -> Vec<PathBuf> {
+    let record = std::fs::read(rt.root().join(id).join("cgroups.json")).expect("cgroups.json");
+    serde_json::from_slice(&record).expect("a list of directories")
+}
+
+/// `exec --detach --pid-file ... ARGS id sleep`; the exec'd process's `/proc/PID/cgroup`.
+fn exec_cgroups(rt: &Runtime, id: &str, args: &[&str]) -> Result<Vec<(String, String)>, Output> {
+    let dir = TempDir::new();
+    let pid_file = dir.path().join("pid");
+    let mut command = vec!["exec", "--detach", "--pid-file", pid_file.to_str().unwrap()];
+    command.extend(args);
+    command.extend([id, CHECKER, "sleep", "600"]);
+    let out = rt.cmd(command);
+    if !out.success() {
+        return Err(out);
+    }
+    let pid = std::fs::read_to_string(&pid_file).expect("the pid file");
+    let text = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim())).unwrap();
+    sigkill(pid.trim().parse().unwrap());
+    Ok(cgroup_lines(&text))
+}
+
+#[test]
+fn exec_runs_in_a_sub_cgroup_given_with_dash_dash_cgroup() {
+    let rt = Runtime::new();
+    let name = rt.unique_id();
+    let path = format!("/bulwark-tests/{name}");
+    let bundle = at_path(json!(SLEEP), &path);
+    let id = start_detached(&rt, &bundle);
+    for dir in container_cgroups(&rt, &id) {
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        // A new v1 cpuset cgroup has no CPUs or memory nodes until given its parent's.
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(value) = std::fs::read_to_string(dir.join(file)) {
+                std::fs::write(dir.join("sub").join(file), value).unwrap();
+            }
+        }
+    }
+    let seen = exec_cgroups(&rt, &id, &["--cgroup", "sub"]).unwrap();
+    assert_eq!(seen.len(), hierarchy_count(), "{seen:?}");
+    assert!(
+        seen.iter().all(|(_, p)| *p == format!("{path}/sub")),
+        "{seen:?}"
+    );
+    let memory_only = exec_cgroups(&rt, &id, &["--cgroup", "memory:sub"]);
+    match layout() {
+        Layout::V1 => {
+            // Only the memory hierarchy's line shows the sub-cgroup.
+            let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+            let memory_id = own
+                .lines()
+                .find(|l| {
+                    l.split(':')
+                        .nth(1)
+                        .is_some_and(|c| c.split(',').any(|c| c == "memory"))
+                })
+                .and_then(|l| l.split(':').next())
+                .unwrap()
+                .to_owned();
+            for (hierarchy, p) in memory_only.unwrap() {
+                let expected = if hierarchy == memory_id {
+                    format!("{path}/sub")
+                } else {
+                    path.clone()
+                };
+                assert_eq!(p, expected, "hierarchy {hierarchy}");
+            }
+        }
+        Layout::V2 => {
+            let out = memory_only.unwrap_err();
+            assert!(out.stderr.contains("--cgroup"), "{out}");
+        }
+    }
+    // A sub-cgroup that does not exist, or one outside the container's, is refused.
+    for bad in ["missing", "../.."] {
+        let out = exec_cgroups(&rt, &id, &["--cgroup", bad]).unwrap_err();
+        assert!(
+            out.stderr.contains("--cgroup") && out.stderr.contains(bad),
+            "{out}"
+        );
+    }
+    for dir in container_cgroups(&rt, &id) {
+        wait_until(
+            Duration::from_secs(60),
+            "the exec'd processes leave",
+            || std::fs::remove_dir(dir.join("sub")).is_ok(),
+        );
+    }
+    force_delete(&rt, &bundle, &id);
+}
+
+#[test]
+fn exec_into_a_paused_container_needs_ignore_paused_and_runs_once_resumed() {
+    let rt = Runtime::new();
+    let bundle = counter();
+    let id = start_detached(&rt, &bundle);
+    rt.cmd(["pause", &id]).assert_success();
+    let refused = rt.cmd(["exec", &id, "true"]);
+    refused.assert_failure();
+    assert!(refused.stderr.contains("--ignore-paused"), "{refused}");
+    let marker = bundle.rootfs().join("tmp/exec-ran");
+    let exec = bulwark_tests::Spawned::new(&mut rt.command([
+        "exec",
+        "--ignore-paused",
+        &id,
+        "sh",
+        "-c",
+        "echo ran > /tmp/exec-ran",
+    ]))
+    .unwrap();
+    // The exec'd process is born frozen with the rest of the container.
+    assert!(!marker.exists());
+    rt.cmd(["resume", &id]).assert_success();
+    exec.finish(bulwark_tests::default_timeout())
+        .assert_success();
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    force_delete(&rt, &bundle, &id);
+}

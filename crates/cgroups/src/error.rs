@@ -29,6 +29,9 @@ pub enum CgroupError {
         path: PathBuf,
         reason: String,
     },
+    /// An `exec --cgroup` argument that cannot be used.
+    #[error("--cgroup {arg:?} is not valid: {reason}")]
+    SubCgroup { arg: String, reason: String },
     /// `linux.cgroupsPath` is not a path bulwark accepts.
     #[error("config.json: linux.cgroupsPath {value:?} is not valid: {reason}")]
     Path { value: String, reason: String },

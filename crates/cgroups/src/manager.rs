@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::layout::{Layout, Mode};
 use crate::path::CgroupsPath;
 use crate::stats::Stats;
+use crate::sub::SubCgroups;
 use crate::v1::V1Manager;
 use crate::v2::V2Manager;
 
@@ -23,9 +24,9 @@ pub trait CgroupManager: std::fmt::Debug + Send + Sync {
     /// Moves process `pid` into the cgroup.
     fn add_process(&self, pid: i32) -> Result<()>;
 
-    /// What a new process needs to enter the cgroup by itself, without the cost of being
-    /// moved by pid (see [`Entry`]).
-    fn entry(&self) -> Result<Entry>;
+    /// What a new process needs to enter the cgroup (or the sub-cgroups `sub` of it) by
+    /// itself, without the cost of being moved by pid (see [`Entry`]).
+    fn entry(&self, sub: &SubCgroups) -> Result<Entry>;
 
     /// Every process in the cgroup and the cgroups below it.
     fn pids(&self) -> Result<Vec<i32>>;

@@ -15,6 +15,7 @@ use crate::layout::{Hierarchy, Layout};
 use crate::manager::CgroupManager;
 use crate::path::{is_strictly_below, CgroupsPath};
 use crate::stats::{self, Stats};
+use crate::sub::SubCgroups;
 
 const FREEZE_PATIENCE: Duration = Duration::from_secs(5);
 /// Where a process list is read from, best first: hierarchies every container has.
@@ -200,17 +201,18 @@ impl CgroupManager for V1Manager {
         self.all().try_for_each(|p| files::add_pid(&p.dir, pid))
     }
 
-    fn entry(&self) -> Result<Entry> {
+    fn entry(&self, sub: &SubCgroups) -> Result<Entry> {
+        sub.check_controllers(self.hierarchies.iter().map(|p| p.controllers.as_slice()))?;
         Ok(Entry {
             clone_into: self
                 .unified
                 .as_ref()
-                .map(|u| entry::open_for_clone(&u.dir))
+                .map(|u| entry::open_for_clone(&sub.dir_for(&u.dir, &u.controllers)?))
                 .transpose()?,
             tasks: self
                 .hierarchies
                 .iter()
-                .map(|p| entry::open_tasks(&p.dir))
+                .map(|p| entry::open_tasks(&sub.dir_for(&p.dir, &p.controllers)?))
                 .collect::<Result<_>>()?,
         })
     }

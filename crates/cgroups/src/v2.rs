@@ -15,6 +15,7 @@ use crate::layout::Layout;
 use crate::manager::CgroupManager;
 use crate::path::{is_strictly_below, CgroupsPath};
 use crate::stats::{self, Stats};
+use crate::sub::SubCgroups;
 use crate::v2_devices::DeviceProgram;
 
 const FREEZE_PATIENCE: Duration = Duration::from_secs(5);
@@ -160,9 +161,10 @@ impl CgroupManager for V2Manager {
         files::add_pid(&self.leaf, pid)
     }
 
-    fn entry(&self) -> Result<Entry> {
+    fn entry(&self, sub: &SubCgroups) -> Result<Entry> {
+        sub.check_unified()?;
         Ok(Entry {
-            clone_into: Some(entry::open_for_clone(&self.leaf)?),
+            clone_into: Some(entry::open_for_clone(&sub.dir_for(&self.leaf, &[])?)?),
             tasks: Vec::new(),
         })
     }

@@ -58,7 +58,7 @@ fn create_apply_place_freeze_destroy() {
     }
     // A new process joins each v1 hierarchy itself and, on a hybrid host, is created in
     // the cgroup2 directory.
-    let entry = m.entry().unwrap();
+    let entry = m.entry(&bulwark_cgroups::SubCgroups::None).unwrap();
     assert_eq!(entry.tasks.len(), layout.v1_hierarchies().len());
     assert_eq!(entry.clone_into.is_some(), layout.mode() == Mode::Hybrid);
 

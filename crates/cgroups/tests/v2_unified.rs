@@ -43,7 +43,7 @@ fn v2_create_place_freeze_destroy() {
     let leaf = m.paths().remove(0);
     assert!(leaf.is_dir());
 
-    let entry = m.entry().unwrap();
+    let entry = m.entry(&bulwark_cgroups::SubCgroups::None).unwrap();
     assert!(
         !entry.joins_after_clone(),
         "v2 has no v1 tasks files to join"

@@ -242,6 +242,13 @@ pub struct ExecArgs {
     pub console_socket: Option<PathBuf>,
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
+    /// Allow exec in a paused container (the process starts once it is resumed)
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup: PATH, or CONTROLLER[,CONTROLLER]:PATH
+    /// on cgroup v1 (repeatable)
+    #[arg(long = "cgroup")]
+    pub cgroup: Vec<String>,
     pub id: String,
     /// The command and its arguments (unless --process is given)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -228,8 +228,9 @@ fn rootless_mappings() -> (Value, Value) {
 }
 
 /// Writes `<bundle>/config.json` for the profile called `profile`, refusing to overwrite
-/// one.
-pub fn write(bundle: &Path, profile: &str, rootless: bool) -> Result<(), String> {
+/// one. Returns notes for the user: what `spec` changed so the config runs where the
+/// bundle is.
+pub fn write(bundle: &Path, profile: &str, rootless: bool) -> Result<Vec<String>, String> {
     let path = bundle.join("config.json");
     if path.exists() {
         return Err(format!(
@@ -237,9 +238,43 @@ pub fn write(bundle: &Path, profile: &str, rootless: bool) -> Result<(), String>
             path.display()
         ));
     }
-    let config = default_config(&profiles::profile(profile)?, rootless)?;
+    let mut config = default_config(&profiles::profile(profile)?, rootless)?;
+    let notes = fit_rootfs_idmap(&mut config, bundle);
     let text = serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?;
-    std::fs::write(&path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
+    std::fs::write(&path, text + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(notes)
+}
+
+/// An idmapped rootfs lets a root-owned image work unchanged in a user namespace, but
+/// what container root writes is then the host root's on disk, so the runtime refuses it
+/// where other users can reach the rootfs. Where that is so (most directories under /tmp
+/// or /srv), or where the rootfs's filesystem cannot be idmapped, `spec` writes a config
+/// without it (container root then owns nothing of the host's) and says how to get it.
+fn fit_rootfs_idmap(config: &mut Value, bundle: &Path) -> Vec<String> {
+    if config["annotations"][bulwark_spec::ROOTFS_IDMAP] != "true" {
+        return Vec::new();
+    }
+    let bundle = std::path::absolute(bundle).unwrap_or_else(|_| bundle.to_path_buf());
+    let rootfs = bundle.join("rootfs");
+    let why = if !bulwark_sandbox::closed_to_others(&rootfs) {
+        format!(
+            "{} can be reached by other users, and with an idmapped rootfs the files container root writes there would be the host root's; to idmap it (so a root-owned image works unchanged), `chmod 700 {}` and run spec again",
+            bundle.display(),
+            bundle.display()
+        )
+    } else if let Some(Err(e)) = rootfs
+        .is_dir()
+        .then(|| bulwark_sandbox::idmapped::idmap_supported(&rootfs))
+    {
+        format!("its filesystem cannot be idmapped here ({e})")
+    } else {
+        return Vec::new();
+    };
+    config["annotations"][bulwark_spec::ROOTFS_IDMAP] = json!("false");
+    vec![format!(
+        "spec: the rootfs is not idmapped: {why}. Container root is still an unprivileged host id; it can read the image but not write root's files in it"
+    )]
 }
 
 #[cfg(test)]
@@ -253,7 +288,13 @@ mod tests {
             for rootless in [false, true] {
                 let text = default_config(&profile, rootless).unwrap().to_string();
                 let spec = bulwark_spec::parse_config(text.as_bytes()).unwrap();
-                bulwark_spec::validate(&spec).unwrap();
+                let host = bulwark_spec::Host {
+                    rootless,
+                    euid: if rootless { 1000 } else { 0 },
+                    egid: if rootless { 1000 } else { 0 },
+                    ..bulwark_spec::Host::privileged()
+                };
+                bulwark_spec::Config::plan(spec, "/b".into(), "/b/rootfs".into(), &host).unwrap();
             }
         }
     }

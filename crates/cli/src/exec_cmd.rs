@@ -1,13 +1,14 @@
 //! `exec`: builds the process from `--process` or from the command line on top of the
 //! container's own process settings, then runs it (in the foreground unless detached).
-use bulwark_runtime::{self as runtime, ExecOptions, StateRoot};
+use bulwark_runtime::{self as runtime, ExecOptions, StateRoot, SubCgroups};
 use bulwark_spec::runtime::{Capability, Process};
 
 use crate::args::ExecArgs;
 use crate::foreground;
+use crate::log::Logger;
 use crate::CmdResult;
 
-pub fn exec(root: &StateRoot, a: &ExecArgs) -> CmdResult {
+pub fn exec(root: &StateRoot, a: &ExecArgs, rootless: bool, logger: &Logger) -> CmdResult {
     let mut process = build_process(root, a)?;
     let relay = if process.terminal().unwrap_or(false) && !a.detach && a.console_socket.is_none() {
         // The program starts at once: give its pty our window size from the start.
@@ -32,9 +33,14 @@ pub fn exec(root: &StateRoot, a: &ExecArgs) -> CmdResult {
         console_socket: a.console_socket.clone(),
         console: theirs,
         preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
+        sub_cgroups: SubCgroups::parse(&a.cgroup).map_err(|e| e.to_string())?,
+        rootless,
     };
     let signals = (!a.detach).then(foreground::Signals::catch).transpose()?;
-    let spawned = runtime::exec(root, &a.id, options).map_err(|e| e.to_string())?;
+    let execed = runtime::exec(root, &a.id, options).map_err(|e| e.to_string())?;
+    execed.warnings.iter().for_each(|w| logger.warn(w));
+    let spawned = execed.spawned;
     let master = ours.as_ref().map(foreground::receive_master).transpose()?;
     match signals {
         Some(signals) => foreground::wait(signals, spawned.pid, master),

@@ -120,7 +120,8 @@ pub fn json() -> Value {
         "annotations": {
             "io.github.bulwark.version": env!("CARGO_PKG_VERSION"),
             "io.github.bulwark.seal": "ro-bind-exec",
-            "io.github.bulwark.landlock": "on unless the config's annotation bulwark.landlock is \"false\"; best effort up to Landlock ABI 6",
+            "bulwark.landlock": bulwark_spec::Landlock::RULE,
+            "io.github.bulwark.landlock": "best effort up to Landlock ABI 6",
             "io.github.bulwark.rootfs-idmap": "the config's annotation bulwark.rootfs.idmap \"true\" idmaps the rootfs with the container's user namespace"
         }
     })

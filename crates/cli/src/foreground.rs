@@ -47,6 +47,7 @@ pub fn run(
     let signals = (!a.detach).then(Signals::catch).transpose()?;
     let created = runtime::create(root, options).map_err(|e| e.to_string())?;
     bulwark_sys::phase::mark("run: created");
+    created.warnings.iter().for_each(|w| logger.warn(w));
     created.notes.iter().for_each(|n| logger.debug(n));
     let spawned = created.spawned;
     drop(created.container);

@@ -60,7 +60,9 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
                 None => !nix::unistd::geteuid().is_root(),
                 Some(_) => rootless,
             };
-            default_spec::write(&a.bundle, &a.profile, rootless).map(|()| 0)
+            let notes = default_spec::write(&a.bundle, &a.profile, rootless)?;
+            notes.iter().for_each(|n| eprintln!("{n}"));
+            Ok(0)
         }
         Command::Features => {
             println!("{}", features::json());
@@ -68,6 +70,7 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
         }
         Command::Create(a) => {
             let created = runtime::create(&root()?, create_options(a, rootless)).map_err(e)?;
+            created.warnings.iter().for_each(|w| logger.warn(w));
             created.notes.iter().for_each(|n| logger.debug(n));
             let spawned = created.spawned;
             logger.debug(&format!(
@@ -106,7 +109,7 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
             let options = create_options(&a.create, rootless);
             foreground::run(&root()?, a, options, logger)
         }
-        Command::Exec(a) => exec_cmd::exec(&root()?, a),
+        Command::Exec(a) => exec_cmd::exec(&root()?, a, rootless, logger),
         Command::List(a) => list::list(&root()?, a),
         Command::Ps(a) => list::ps(&root()?, a),
         Command::Pause(a) => cgroup_cmds::pause(&root()?, &a.id),

@@ -6,16 +6,14 @@ use bulwark_cgroups::{
     default_cgroups_path, delegated_default_path, delegation, manager_at, manager_for, plan,
     CgroupManager, CgroupsPath, Layout, Mode, Version,
 };
-use bulwark_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources, Spec};
+use bulwark_spec::linux::DeviceKind;
+use bulwark_spec::runtime::{LinuxDeviceCgroup, LinuxResources, Spec};
+use bulwark_spec::Config;
 
 use crate::RuntimeError;
 
 /// Where the cgroup directories are recorded before they are made.
 const RECORD: &str = "cgroups.json";
-
-fn cgroup_error(e: bulwark_cgroups::CgroupError) -> RuntimeError {
-    RuntimeError::Invalid(e.to_string())
-}
 
 /// Makes the container's cgroups and applies `linux.resources`. The directories are
 /// written to the state directory first, so an interrupted create is still cleaned up.
@@ -26,42 +24,42 @@ fn cgroup_error(e: bulwark_cgroups::CgroupError) -> RuntimeError {
 pub fn create(
     state_dir: &Path,
     id: &str,
-    spec: &Spec,
-    rootless: bool,
+    config: &Config,
     notes: &mut Vec<String>,
 ) -> Result<Option<Box<dyn CgroupManager>>, RuntimeError> {
-    let linux = spec.linux().as_ref();
+    let spec = config.spec();
+    let rootless = config.rootless();
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().clone());
     let resources = match rootless {
-        false => with_default_devices(linux.and_then(|l| l.resources().clone()), spec),
-        true => without_devices(linux.and_then(|l| l.resources().clone())),
+        false => with_default_devices(resources, config),
+        true => without_devices(resources),
     };
     let Some((layout, path)) = placement(spec, id, rootless, &resources, notes)? else {
         return Ok(None);
     };
-    let manager = manager_for(&layout, &path).map_err(cgroup_error)?;
+    let manager = manager_for(&layout, &path)?;
     let record = state_dir.join(RECORD);
-    let paths =
-        serde_json::to_vec(&manager.paths()).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+    let paths = serde_json::to_vec(&manager.paths()).expect("paths always serialize");
     std::fs::write(&record, paths).map_err(RuntimeError::io("cannot write", &record))?;
     if let Err(e) = manager.create() {
         // Directories made before the failure go too.
         let _ = manager.destroy();
-        return Err(cgroup_error(e));
+        return Err(e.into());
     }
     // Never share a cgroup with processes that are not ours: limits, kill --all and
     // delete would reach them.
     if let Ok(pids) = manager.pids() {
         if !pids.is_empty() {
             let _ = std::fs::remove_file(&record);
-            return Err(RuntimeError::Invalid(format!(
-                "config.json: linux.cgroupsPath {path:?} is not valid (expected a cgroup no process is in; it holds {} processes, e.g. another container's)",
-                pids.len()
-            )));
+            return Err(RuntimeError::CgroupInUse {
+                path,
+                count: pids.len(),
+            });
         }
     }
     if let Err(e) = manager.apply(&resources) {
         let _ = manager.destroy();
-        return Err(cgroup_error(e));
+        return Err(e.into());
     }
     Ok(Some(manager))
 }
@@ -76,7 +74,7 @@ fn placement(
     resources: &LinuxResources,
     notes: &mut Vec<String>,
 ) -> Result<Option<(Layout, String)>, RuntimeError> {
-    let layout = Layout::detect().map_err(cgroup_error)?;
+    let layout = Layout::detect()?;
     let configured = spec
         .linux()
         .as_ref()
@@ -101,24 +99,23 @@ fn rootless_layout(
     resources: &LinuxResources,
     notes: &mut Vec<String>,
 ) -> Result<Option<Layout>, RuntimeError> {
-    let parsed = CgroupsPath::parse(path).map_err(cgroup_error)?;
-    let delegation = delegation(layout, &parsed).map_err(cgroup_error)?;
-    let settings = plan(version_of(layout), resources).map_err(cgroup_error)?;
+    let parsed = CgroupsPath::parse(path)?;
+    let delegation = delegation(layout, &parsed)?;
+    let settings = plan(version_of(layout), resources)?;
     for setting in &settings {
         if let Some(refusal) = delegation
             .refused
             .iter()
             .find(|r| r.covers(setting.controller()))
         {
-            let euid = nix::unistd::geteuid();
-            return Err(RuntimeError::Invalid(format!(
-                "config.json: {} {:?} needs the {} cgroup controller, which this rootless runtime (uid {euid}) cannot use at {}: {}. A rootless container gets cgroup limits only in a subtree delegated to its user: have root (or systemd, with Delegate=yes) make a cgroup owned by uid {euid} and set linux.cgroupsPath below it, or remove the limit",
-                setting.field(),
-                setting.value(),
-                setting.controller(),
-                refusal.dir.display(),
-                refusal.reason,
-            )));
+            return Err(RuntimeError::NotDelegated {
+                field: setting.field().to_string(),
+                value: setting.value().to_string(),
+                controller: setting.controller().to_string(),
+                dir: refusal.dir.clone(),
+                reason: refusal.reason.to_string(),
+                euid: nix::unistd::geteuid().as_raw(),
+            });
         }
     }
     for refusal in &delegation.refused {
@@ -147,24 +144,29 @@ fn without_devices(resources: Option<LinuxResources>) -> LinuxResources {
 }
 
 /// Device rules as runc gives them: the config's own rules (deny everything first when it
-/// has none), then allow rules for the standard devices and each of `linux.devices`, which
-/// the init must be able to create and the container to use. v1 writes them to the devices
-/// controller, v2 compiles them into an eBPF program attached to the container's cgroup.
-fn with_default_devices(resources: Option<LinuxResources>, spec: &Spec) -> LinuxResources {
+/// has none), then allow rules for making any node (`c *:* m`, `b *:* m`: engines give
+/// containers CAP_MKNOD and rely on it; opening a node is still decided by the rules), for
+/// the standard devices and for each of `linux.devices`, which the init must be able to
+/// create and the container to use. v1 writes them to the devices controller, v2
+/// compiles them into an eBPF program attached to the container's cgroup.
+fn with_default_devices(resources: Option<LinuxResources>, config: &Config) -> LinuxResources {
     let mut resources =
         resources.unwrap_or_else(|| serde_json::from_str("{}").expect("empty resources"));
     let rule = |allow: bool,
                 typ: &str,
-                major: Option<i64>,
-                minor: Option<i64>|
+                major: Option<u64>,
+                minor: Option<u64>,
+                access: &str|
      -> LinuxDeviceCgroup {
-        serde_json::from_value(serde_json::json!({"allow": allow, "type": typ, "major": major, "minor": minor, "access": "rwm"}))
+        serde_json::from_value(serde_json::json!({"allow": allow, "type": typ, "major": major, "minor": minor, "access": access}))
             .expect("a valid device rule")
     };
     let mut rules = resources
         .devices()
         .clone()
-        .unwrap_or_else(|| vec![rule(false, "a", None, None)]);
+        .unwrap_or_else(|| vec![rule(false, "a", None, None, "rwm")]);
+    rules.push(rule(true, "c", None, None, "m"));
+    rules.push(rule(true, "b", None, None, "m"));
     for (major, minor) in [
         (1, 3),
         (1, 5),
@@ -175,21 +177,21 @@ fn with_default_devices(resources: Option<LinuxResources>, spec: &Spec) -> Linux
         (5, 1),
         (5, 2),
     ] {
-        rules.push(rule(true, "c", Some(major), Some(minor)));
+        rules.push(rule(true, "c", Some(major), Some(minor), "rwm"));
     }
-    rules.push(rule(true, "c", Some(136), None));
-    for device in spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        let typ = match device.typ() {
-            LinuxDeviceType::B => "b",
-            _ => "c",
+    rules.push(rule(true, "c", Some(136), None, "rwm"));
+    for device in config.listed_devices() {
+        let typ = match device.kind {
+            DeviceKind::Block => "b",
+            DeviceKind::Char | DeviceKind::Fifo => "c",
         };
-        rules.push(rule(true, typ, Some(device.major()), Some(device.minor())));
+        rules.push(rule(
+            true,
+            typ,
+            Some(device.major),
+            Some(device.minor),
+            "rwm",
+        ));
     }
     resources.set_devices(Some(rules));
     resources
@@ -203,9 +205,4 @@ pub fn existing(state_dir: &Path, saved: Option<&[PathBuf]>) -> Option<Box<dyn C
     };
     let layout = Layout::detect().ok()?;
     manager_at(&layout, &paths)
-}
-
-/// Removes a container's cgroups (its processes must be gone).
-pub fn destroy(manager: &dyn CgroupManager) -> Result<(), RuntimeError> {
-    manager.destroy().map_err(cgroup_error)
 }

@@ -49,12 +49,19 @@ impl StateRoot {
         if meta.is_dir() && meta.uid() == euid && mode & 0o022 == 0 {
             return Ok(());
         }
-        Err(RuntimeError::Invalid(format!(
-            "state root {} is not valid: it is {} of uid {} with mode {mode:o} (expected a directory of uid {euid} that no one else can write; give --root another one)",
-            self.path.display(),
-            if meta.file_type().is_symlink() { "a symlink" } else if meta.is_dir() { "a directory" } else { "a file" },
-            meta.uid(),
-        )))
+        Err(RuntimeError::UntrustedStateRoot {
+            path: self.path.clone(),
+            kind: if meta.file_type().is_symlink() {
+                "a symlink"
+            } else if meta.is_dir() {
+                "a directory"
+            } else {
+                "a file"
+            },
+            uid: meta.uid(),
+            mode,
+            euid,
+        })
     }
 
     pub(crate) fn ensure(&self) -> Result<(), RuntimeError> {
@@ -155,7 +162,7 @@ impl Container {
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| RuntimeError::Invalid(format!("{}: {e}", path.display()))),
+                .map_err(|source| RuntimeError::DamagedState { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(RuntimeError::io("cannot read", path)(e)),
         }
@@ -174,7 +181,7 @@ impl Container {
     /// Writes the state atomically (a rename), so readers never see half of it.
     pub fn save(&self, state: &SavedState) -> Result<(), RuntimeError> {
         let tmp = self.dir.join(".state.json.tmp");
-        let bytes = serde_json::to_vec(state).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let bytes = serde_json::to_vec(state).expect("the saved state always serializes");
         std::fs::write(&tmp, bytes).map_err(RuntimeError::io("cannot write", &tmp))?;
         std::fs::rename(&tmp, self.dir.join(STATE_FILE))
             .map_err(RuntimeError::io("cannot write", &tmp))
@@ -229,9 +236,11 @@ impl StateRoot {
             }
             Err(e) => return Err(RuntimeError::io("cannot read", dir.join(STATE_FILE))(e)),
         };
-        let state: SavedState = serde_json::from_slice(&bytes).map_err(|e| {
-            RuntimeError::Invalid(format!("{}: {e}", dir.join(STATE_FILE).display()))
-        })?;
+        let state: SavedState =
+            serde_json::from_slice(&bytes).map_err(|source| RuntimeError::DamagedState {
+                path: dir.join(STATE_FILE),
+                source,
+            })?;
         let status = status_of(&dir, &state);
         Ok(Some((state, status)))
     }

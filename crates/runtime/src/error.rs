@@ -1,5 +1,5 @@
 //! Errors of lifecycle operations, worded for the user (and for engines that match on
-//! runc's wording, such as "does not exist").
+//! runc's wording, such as "does not exist"). Errors of the crates below stay typed.
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,19 +23,55 @@ pub enum RuntimeError {
     Seccomp(#[from] bulwark_seccomp::SeccompError),
     #[error(transparent)]
     Launch(#[from] bulwark_sandbox::LaunchError),
+    #[error(transparent)]
+    Cgroup(#[from] bulwark_cgroups::CgroupError),
+    #[error(transparent)]
+    Hook(#[from] bulwark_sandbox::HookError),
     #[error("{what} {}: {source}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Invalid(String),
     #[error("{what}: {errno}")]
     Sys {
         what: String,
         errno: nix::errno::Errno,
     },
+    #[error("{}: {source} (the file is damaged; `delete --force` removes the container)", path.display())]
+    DamagedState {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("state root {} is not valid: it is {kind} of uid {uid} with mode {mode:o} (expected a directory of uid {euid} that no one else can write; give --root another one)", path.display())]
+    UntrustedStateRoot {
+        path: PathBuf,
+        kind: &'static str,
+        uid: u32,
+        mode: u32,
+        euid: u32,
+    },
+    #[error("process.terminal is true but no --console-socket was given to receive the pty (or use run without --detach)")]
+    NoConsoleSocket,
+    #[error("config.json: linux.cgroupsPath {path:?} is not valid (expected a cgroup no process is in; it holds {count} processes, e.g. another container's)")]
+    CgroupInUse { path: String, count: usize },
+    #[error("config.json: {field} {value:?} needs the {controller} cgroup controller, which this rootless runtime (uid {euid}) cannot use at {}: {reason}. A rootless container gets cgroup limits only in a subtree delegated to its user: have root (or systemd, with Delegate=yes) make a cgroup owned by uid {euid} and set linux.cgroupsPath below it, or remove the limit", dir.display())]
+    NotDelegated {
+        field: String,
+        value: String,
+        controller: String,
+        dir: PathBuf,
+        reason: String,
+        euid: u32,
+    },
+    #[error("container {id} has no cgroups to {action} (a rootless container has them only in a cgroup subtree delegated to its user; see linux.cgroupsPath)")]
+    NoCgroups { id: String, action: &'static str },
+    #[error("container {id}: its init exited before it could start ({status})")]
+    InitGone { id: String, status: String },
+    #[error("signal {0:?} is not valid (expected a name such as TERM or KILL, or a number from 1 to 64)")]
+    InvalidSignal(String),
+    #[error("--cgroup {arg:?} is not valid: {reason}")]
+    SubCgroup { arg: String, reason: String },
 }
 
 impl RuntimeError {

@@ -1,44 +1,24 @@
-//! Runtime-side hooks: prestart and createRuntime during create, poststart after start,
-//! poststop after delete.
-use bulwark_spec::runtime::{Hook, Spec};
+//! Runtime-side hooks whose failures are warnings: poststart after start, poststop after
+//! delete (prestart and createRuntime run during create, see [`crate::create`]).
+use bulwark_spec::hooks::{HookPoint, Hooks};
 
 use crate::OciState;
 
-/// The hooks of one kind from a config.
-pub fn of(spec: &Spec, kind: &str) -> Vec<Hook> {
-    let Some(hooks) = spec.hooks() else {
-        return Vec::new();
-    };
-    #[allow(deprecated)]
-    let list = match kind {
-        "prestart" => hooks.prestart(),
-        "createRuntime" => hooks.create_runtime(),
-        "poststart" => hooks.poststart(),
-        "poststop" => hooks.poststop(),
-        _ => &None,
-    };
-    list.clone().unwrap_or_default()
-}
-
-/// Runs the hooks of `kind` with `state` on their stdin, stopping at the first failure.
-pub fn run(spec: &Spec, kind: &str, state: &OciState) -> Result<(), String> {
-    let hooks = of(spec, kind);
-    if hooks.is_empty() {
-        return Ok(());
-    }
-    let json = serde_json::to_vec(state).map_err(|e| e.to_string())?;
-    bulwark_sandbox::hooks::run_all(kind, &hooks, &json)
-}
-
-/// Runs every hook of `kind` (poststart, poststop) even past failures, which the spec
-/// makes warnings; returns them.
-pub fn run_warning(spec: &Spec, kind: &str, state: &OciState) -> Vec<String> {
-    let hooks = of(spec, kind);
-    if hooks.is_empty() {
+/// Runs every hook at `point` even past failures, which the spec makes warnings;
+/// returns them, worded for the log.
+pub fn run_warning(hooks: &Hooks, point: HookPoint, state: &OciState) -> Vec<String> {
+    let list = hooks.at(point);
+    if list.is_empty() {
         return Vec::new();
     }
-    match serde_json::to_vec(state) {
-        Ok(json) => bulwark_sandbox::hooks::run_all_reporting(kind, &hooks, &json),
-        Err(e) => vec![e.to_string()],
-    }
+    let json = serde_json::to_vec(state).expect("the OCI state always serializes");
+    bulwark_sandbox::hooks::run_all_reporting(point, list, &json)
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+/// The hooks of a saved config (checked when it was created).
+pub fn of(config: &bulwark_spec::runtime::Spec) -> Hooks {
+    Hooks::plan(config, &[]).unwrap_or_default()
 }

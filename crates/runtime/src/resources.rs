@@ -26,26 +26,26 @@ fn running_cgroups(
             expected,
         });
     }
-    crate::cgroups::existing(&container.dir, Some(&saved.cgroup_paths))
-        .ok_or_else(|| RuntimeError::Invalid(format!("container {id} has no cgroups to {action} (a rootless container has them only in a cgroup subtree delegated to its user; see linux.cgroupsPath)")))
-}
-
-fn cgroup_error(e: bulwark_cgroups::CgroupError) -> RuntimeError {
-    RuntimeError::Invalid(e.to_string())
+    crate::cgroups::existing(&container.dir, Some(&saved.cgroup_paths)).ok_or_else(|| {
+        RuntimeError::NoCgroups {
+            id: id.into(),
+            action,
+        }
+    })
 }
 
 /// `pause`: freezes every process of the container.
 pub fn pause(root: &StateRoot, id: &str) -> Result<(), RuntimeError> {
     running_cgroups(root, id, "pause", &[Status::Running])?
         .freeze(true)
-        .map_err(cgroup_error)
+        .map_err(RuntimeError::from)
 }
 
 /// `resume`: thaws a paused container.
 pub fn resume(root: &StateRoot, id: &str) -> Result<(), RuntimeError> {
     running_cgroups(root, id, "resume", &[Status::Paused])?
         .freeze(false)
-        .map_err(cgroup_error)
+        .map_err(RuntimeError::from)
 }
 
 /// `update`: applies new `linux.resources` to a created, running or paused container.
@@ -57,7 +57,7 @@ pub fn update(root: &StateRoot, id: &str, resources: &LinuxResources) -> Result<
         &[Status::Created, Status::Running, Status::Paused],
     )?
     .apply(resources)
-    .map_err(cgroup_error)
+    .map_err(RuntimeError::from)
 }
 
 /// The container's cgroup statistics.
@@ -75,5 +75,5 @@ pub fn stats(root: &StateRoot, id: &str) -> Result<Stats, RuntimeError> {
         ],
     )?
     .stats()
-    .map_err(cgroup_error)
+    .map_err(RuntimeError::from)
 }

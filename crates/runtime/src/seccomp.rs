@@ -19,8 +19,7 @@ pub fn compile(
     let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok((None, Vec::new()));
     };
-    let serialized = serde_json::to_string(profile)
-        .map_err(|e| RuntimeError::Invalid(format!("linux.seccomp: {e}")))?;
+    let serialized = serde_json::to_string(profile).expect("a parsed profile always serializes");
     let slot = Slot::new(root, serialized);
     let (filter, origin) = match slot.load() {
         Some(filter) => (

@@ -47,6 +47,34 @@ pub struct SavedState {
     /// The container's cgroup directories.
     #[serde(default)]
     pub cgroup_paths: Vec<PathBuf>,
+    /// Whether the container's process got a Landlock domain.
+    #[serde(default)]
+    pub landlock: LandlockReport,
+}
+
+/// Whether a container's process runs in a Landlock domain, and why (not), as `state`
+/// shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LandlockReport {
+    pub applied: bool,
+    pub reason: String,
+}
+
+impl LandlockReport {
+    /// The config's decision, on this kernel.
+    pub fn of(decision: &bulwark_spec::Landlock) -> LandlockReport {
+        let abi = bulwark_sys::landlock::abi_version();
+        match (decision.applied, abi) {
+            (true, None) => LandlockReport {
+                applied: false,
+                reason: "this kernel has no Landlock".into(),
+            },
+            (applied, _) => LandlockReport {
+                applied,
+                reason: decision.reason.into(),
+            },
+        }
+    }
 }
 
 /// The state the OCI runtime spec defines, as `state` prints and hooks read it.
@@ -63,6 +91,9 @@ pub struct OciState {
     pub owner: String,
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub annotations: HashMap<String, String>,
+    /// bulwark's own: whether the process runs in a Landlock domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landlock: Option<LandlockReport>,
 }
 
 impl SavedState {
@@ -81,7 +112,21 @@ impl SavedState {
             created: self.created.clone(),
             owner: self.owner.clone(),
             annotations: self.config.annotations().clone().unwrap_or_default(),
+            landlock: Some(self.landlock.clone()),
         }
+    }
+}
+
+/// The OCI state of a container, as `state` prints it (`creating` while `create` runs).
+pub fn state_of(root: &crate::StateRoot, id: &str) -> Result<OciState, crate::RuntimeError> {
+    match root.peek(id)? {
+        Some((saved, status)) => Ok(saved.oci(status)),
+        None => Err(crate::RuntimeError::WrongStatus {
+            id: id.into(),
+            status: Status::Creating.to_string(),
+            action: "state",
+            expected: "created (it is still being created, or its creation was cut short: `delete --force` removes it)",
+        }),
     }
 }
 

@@ -25,7 +25,8 @@ struct Hierarchy {
 }
 
 fn host_hierarchies() -> Result<Vec<Hierarchy>, StepError> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(StepError::io("reading /proc/self/mountinfo"))?;
     let mut found = Vec::new();
     for line in mountinfo.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
@@ -178,7 +179,8 @@ fn bind_own_cgroup(
     controllers: &str,
     target: BorrowedFd<'_>,
 ) -> Result<(), StepError> {
-    let own = std::fs::read_to_string("/proc/self/cgroup")?;
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(StepError::io("reading /proc/self/cgroup"))?;
     let path = own
         .lines()
         .filter_map(|l| {
@@ -204,7 +206,10 @@ fn copy_symlinks(root: BorrowedFd<'_>, destination: &Path) -> Result<(), StepErr
         open_path_in_root(root, destination).map_err(StepError::sys("opening the cgroup tmpfs"))?;
     let dir = reopen(dir.as_fd(), OFlags::DIRECTORY | OFlags::RDONLY)
         .map_err(StepError::sys("opening the cgroup tmpfs"))?;
-    for entry in std::fs::read_dir(HOST_ROOT)?.flatten() {
+    for entry in std::fs::read_dir(HOST_ROOT)
+        .map_err(StepError::io(format!("reading {HOST_ROOT}")))?
+        .flatten()
+    {
         if !entry.file_type().is_ok_and(|t| t.is_symlink()) {
             continue;
         }

@@ -3,7 +3,6 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use bulwark_spec::runtime::Box as ConsoleSize;
 use bulwark_sys::fs::{open_path_in_root, touch_in_root};
 use bulwark_sys::mount::{attach, clone_tree};
 use nix::fcntl::OFlag;
@@ -15,7 +14,7 @@ use crate::StepError;
 /// container's own devpts instance.
 pub fn attach_terminal(
     socket: &OwnedFd,
-    size: Option<&ConsoleSize>,
+    size: Option<(u16, u16)>,
     bind_dev_console: bool,
 ) -> Result<(), StepError> {
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
@@ -38,8 +37,8 @@ pub fn attach_terminal(
         nix::sys::stat::Mode::empty(),
     )
     .map_err(StepError::sys(format!("opening {slave_name}")))?;
-    if let Some(size) = size {
-        bulwark_sys::tty::set_window_size(slave.as_fd(), size.height() as u16, size.width() as u16)
+    if let Some((rows, columns)) = size {
+        bulwark_sys::tty::set_window_size(slave.as_fd(), rows, columns)
             .map_err(StepError::sys("setting the window size"))?;
     }
     bulwark_sys::socket::send_fd(socket.as_fd(), master.as_fd(), b"/dev/ptmx").map_err(

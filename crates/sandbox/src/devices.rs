@@ -1,8 +1,8 @@
 //! Device nodes and the standard `/dev` links inside the container.
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use bulwark_spec::runtime::{LinuxDevice, LinuxDeviceType};
+use bulwark_spec::linux::{DeviceKind, DeviceNode};
 use bulwark_sys::fs::{mkdir_all_in_root, open_path_in_root, reopen, touch_in_root};
 use bulwark_sys::mount::{attach, clone_tree};
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
@@ -10,71 +10,15 @@ use rustix::fs::OFlags;
 
 use crate::StepError;
 
-/// A device to create: the default set plus `linux.devices`.
-#[derive(Debug, Clone)]
-struct Device {
-    path: PathBuf,
-    kind: SFlag,
-    major: u64,
-    minor: u64,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-}
-
-/// The devices every container gets, as the runtime spec lists them.
-fn default_devices() -> Vec<Device> {
-    [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ]
-    .into_iter()
-    .map(|(name, major, minor)| Device {
-        path: PathBuf::from("/dev").join(name),
-        kind: SFlag::S_IFCHR,
-        major,
-        minor,
-        mode: 0o666,
-        uid: 0,
-        gid: 0,
-    })
-    .collect()
-}
-
-fn from_config(device: &LinuxDevice) -> Device {
-    let kind = match device.typ() {
-        LinuxDeviceType::B => SFlag::S_IFBLK,
-        LinuxDeviceType::P => SFlag::S_IFIFO,
-        _ => SFlag::S_IFCHR,
-    };
-    Device {
-        path: device.path().clone(),
-        kind,
-        major: device.major() as u64,
-        minor: device.minor() as u64,
-        mode: device.file_mode().unwrap_or(0o666) & 0o7777,
-        uid: device.uid().unwrap_or(0),
-        gid: device.gid().unwrap_or(0),
-    }
-}
-
-/// Creates the default devices and `linux.devices` under `root`. In a user namespace
-/// mknod is not allowed, so the host's node is bind-mounted instead.
+/// Creates the container's device nodes (planned: the defaults and `linux.devices`) under
+/// `root`. In a user namespace mknod is not allowed, so the host's node is bind-mounted
+/// instead.
 pub fn create_all(
     root: BorrowedFd<'_>,
-    configured: &[LinuxDevice],
+    devices: &[DeviceNode],
     in_userns: bool,
 ) -> Result<(), StepError> {
-    let mut devices = default_devices();
-    for device in configured.iter().map(from_config) {
-        devices.retain(|d| d.path != device.path);
-        devices.push(device);
-    }
-    for device in &devices {
+    for device in devices {
         let result = if in_userns {
             bind_host_device(root, device)
         } else {
@@ -85,7 +29,15 @@ pub fn create_all(
     Ok(())
 }
 
-fn make_node(root: BorrowedFd<'_>, device: &Device) -> Result<(), StepError> {
+fn kind(device: &DeviceNode) -> SFlag {
+    match device.kind {
+        DeviceKind::Char => SFlag::S_IFCHR,
+        DeviceKind::Block => SFlag::S_IFBLK,
+        DeviceKind::Fifo => SFlag::S_IFIFO,
+    }
+}
+
+fn make_node(root: BorrowedFd<'_>, device: &DeviceNode) -> Result<(), StepError> {
     let parent = device.path.parent().unwrap_or(Path::new("/dev"));
     let name = device.path.file_name().unwrap_or_default();
     let dir =
@@ -99,7 +51,7 @@ fn make_node(root: BorrowedFd<'_>, device: &Device) -> Result<(), StepError> {
     mknodat(
         &dir,
         name,
-        device.kind,
+        kind(device),
         Mode::from_bits_truncate(device.mode),
         makedev(device.major, device.minor),
     )
@@ -122,7 +74,7 @@ fn make_node(root: BorrowedFd<'_>, device: &Device) -> Result<(), StepError> {
     .map_err(StepError::sys("chown"))
 }
 
-fn bind_host_device(root: BorrowedFd<'_>, device: &Device) -> Result<(), StepError> {
+fn bind_host_device(root: BorrowedFd<'_>, device: &DeviceNode) -> Result<(), StepError> {
     let target = touch_in_root(root, &device.path, 0o000)
         .map_err(StepError::sys("creating the mount point"))?;
     let tree = clone_tree(&device.path, false)

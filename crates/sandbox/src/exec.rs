@@ -12,6 +12,7 @@ use nix::sys::wait::waitpid;
 use crate::message::{channel_pair, Channel, ToParent};
 use crate::parent::{fork_stage, Spawned};
 use crate::plan::ExecPlan;
+use crate::process::Shared;
 use crate::seccomp::{self, Before};
 use crate::{console, process, LaunchError, StepError};
 
@@ -21,7 +22,7 @@ pub fn spawn_exec(plan: &ExecPlan, hooks: &mut dyn ExecHooks) -> Result<Spawned,
     let (ours, theirs) = channel_pair()?;
     nix::sys::prctl::set_child_subreaper(true).map_err(StepError::sys("PR_SET_CHILD_SUBREAPER"))?;
     let (stage_pid, _stage_fd) = fork_stage(|| {
-        let mut keep = plan.process.inherited_fds();
+        let mut keep = plan.stdio.inherited_fds();
         keep.push(theirs.raw_fd());
         keep.extend(plan.placement.raw_fds());
         let joined = bulwark_sys::process::close_fds_except(&keep)
@@ -47,7 +48,7 @@ pub fn spawn_exec(plan: &ExecPlan, hooks: &mut dyn ExecHooks) -> Result<Spawned,
 /// What the runtime does for an exec at its fixed points.
 pub trait ExecHooks {
     /// Hands the seccomp notification fd to the agent.
-    fn seccomp_listener(&mut self, pid: nix::unistd::Pid, fd: OwnedFd) -> Result<(), String>;
+    fn seccomp_listener(&mut self, pid: nix::unistd::Pid, fd: OwnedFd) -> Result<(), LaunchError>;
 }
 
 fn wait_for_exec(
@@ -71,24 +72,28 @@ fn wait_for_exec(
                 if let Some(pid) = pid {
                     let _ = waitpid(pid, None);
                 }
-                return Err(LaunchError::Child(reason));
+                return Err(LaunchError::Exec(reason));
             }
             Some((other, _)) => {
-                return Err(LaunchError::Child(format!("unexpected message {other:?}")))
+                return Err(LaunchError::Protocol(format!(
+                    "the exec stage sent {} where the protocol expects InitPid, SeccompListener or Ready",
+                    other.name()
+                )))
             }
             None if ready => {
-                return pid.ok_or_else(|| LaunchError::Child("no pid reported".into()))
+                return pid.ok_or_else(|| {
+                    LaunchError::Protocol("the exec stage reported Ready but no pid".into())
+                })
             }
             None => {
-                return Err(LaunchError::ChildDied(
-                    "the exec stage closed its socket early".into(),
-                ))
+                return Err(LaunchError::ChildDied {
+                    waiting_for: "Ready",
+                    status: "closed its stage socket early".into(),
+                })
             }
         }
         if let (Some(child), Some(fd)) = (pid, listener.take()) {
-            hooks
-                .seccomp_listener(child, fd)
-                .map_err(LaunchError::Seccomp)?;
+            hooks.seccomp_listener(child, fd)?;
         }
     }
 }
@@ -107,6 +112,24 @@ fn join_and_fork(plan: &ExecPlan, channel: &Channel) -> Result<(), StepError> {
         .map(|kind| clone_flag(*kind))
         .fold(0u64, |a, b| a | b);
     let cgroup_ns = flags & libc::CLONE_NEWCGROUP as u64;
+    // Without a mount namespace of its own the container's root is a chroot: the process
+    // takes the init's root, opened before anything is joined.
+    let root = plan
+        .chroot
+        .then(|| {
+            let path = format!("/proc/{}/root", plan.container_pid);
+            nix::fcntl::open(
+                path.as_str(),
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(StepError::sys(format!(
+                "opening the container's root {path}"
+            )))
+        })
+        .transpose()?;
     nix::sched::setns(
         target.as_fd(),
         CloneFlags::from_bits_retain((flags & !cgroup_ns) as i32),
@@ -126,37 +149,43 @@ fn join_and_fork(plan: &ExecPlan, channel: &Channel) -> Result<(), StepError> {
                             .map_err(StepError::sys("joining the container's cgroup namespace"))
                     }
                 });
-            let Err(e) = entered.and_then(|()| run_process(plan, channel));
+            let Err(e) = entered
+                .and_then(|()| root.as_ref().map_or(Ok(()), enter_chroot))
+                .and_then(|()| run_process(plan, channel));
             let _ = channel.send(&ToParent::Failed(e.to_string()));
-            exit_now(127)
+            exit_now(e.exit_code())
         }
         Forked::Parent { pid, .. } => channel.send(&ToParent::InitPid(pid.as_raw())),
     }
 }
 
+fn enter_chroot(root: &OwnedFd) -> Result<(), StepError> {
+    nix::unistd::fchdir(root).map_err(StepError::sys("entering the container's root"))?;
+    nix::unistd::chroot(".").map_err(StepError::sys("chroot into the container's root"))
+}
+
 fn run_process(plan: &ExecPlan, channel: &Channel) -> Result<std::convert::Infallible, StepError> {
-    let process = &plan.process.process;
+    let process = &plan.process;
     if !plan.no_new_keyring {
         let _ = bulwark_sys::tune::join_new_session_keyring();
     }
-    match plan
-        .process
-        .console
-        .as_ref()
-        .filter(|_| process.terminal().unwrap_or(false))
-    {
-        Some(console) => console::attach_terminal(console, process.console_size().as_ref(), false)?,
+    match plan.stdio.console.as_ref().filter(|_| process.terminal()) {
+        Some(console) => console::attach_terminal(console, process.console_size(), false)?,
         None => console::leave_callers_session()?,
     }
-    process::apply_privileged_settings(process, None)?;
+    process::apply_privileged_settings(
+        process,
+        Shared {
+            personality: plan.personality,
+            memory_policy: None,
+        },
+    )?;
     process::enter_cwd(process.cwd())?;
-    let args = process.args().clone().unwrap_or_default();
-    let env = process.env().clone().unwrap_or_default();
-    let program = process::resolve_executable(&args[0], &env)?;
-    bulwark_sys::process::cloexec_from(3 + plan.process.preserve_fds)
+    let program = process::resolve_executable(process)?;
+    bulwark_sys::process::cloexec_from(3 + plan.stdio.preserve_fds)
         .map_err(StepError::sys("closing inherited fds"))?;
     if plan.landlock {
-        crate::landlock::restrict_to_root(3 + plan.process.preserve_fds)?;
+        crate::landlock::restrict_to_root(3 + plan.stdio.preserve_fds)?;
     }
     // As in the init: signals reset, then only what must follow the filter.
     bulwark_sys::process::reset_signals();
@@ -164,8 +193,12 @@ fn run_process(plan: &ExecPlan, channel: &Channel) -> Result<std::convert::Infal
     process::switch_user(process, plan.setgroups_denied, || {
         seccomp::install_at(Before::CapabilityDrop, seccomp, process, None)
     })?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if process.no_new_privileges() {
         nix::sys::prctl::set_no_new_privs().map_err(StepError::sys("setting noNewPrivileges"))?;
+    }
+    // After the process joined the container's cgroups (a v1 cpuset resets affinity).
+    if let Some(cpus) = process.affinity_final() {
+        process::set_affinity(cpus, "process.execCPUAffinity.final")?;
     }
     seccomp::install_at(Before::Ready, seccomp, process, Some(channel))?;
     channel.send(&ToParent::Ready)?;

@@ -7,17 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bulwark_spec::runtime::{LinuxIdMapping, Spec};
-use bulwark_spec::{NamespaceKind, NamespacePlan};
+use bulwark_spec::ids::{format as format_map, IdMapping, IdMaps};
 use nix::unistd::Pid;
 
 use crate::StepError;
-
-fn format_map(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
-}
 
 /// One of the two maps.
 #[derive(Clone, Copy)]
@@ -61,41 +54,19 @@ impl IdMapKind {
 
     /// Whether `maps` is the one map an unprivileged caller may write itself: its own
     /// id, once.
-    fn own_only(self, maps: &[LinuxIdMapping]) -> bool {
-        maps.len() == 1 && maps[0].size() == 1 && maps[0].host_id() == self.own()
+    fn own_only(self, maps: &[IdMapping]) -> bool {
+        maps.len() == 1 && maps[0].size == 1 && maps[0].host_id == self.own()
     }
 }
 
-/// Whether writing `gid_maps` makes the runtime deny `setgroups(2)` in the new user
-/// namespace (a caller without root mapping only its own gid, as the kernel requires).
-/// Asked by the runtime itself (its euid decides), from what it will write, never from a
-/// file the container could mount over.
-pub fn denies_setgroups(gid_maps: &[LinuxIdMapping]) -> bool {
-    !nix::unistd::geteuid().is_root() && IdMapKind::Gid.own_only(gid_maps)
-}
-
-/// Whether the runtime denies `setgroups(2)` in the user namespace of a container made
-/// from `spec` (see [`denies_setgroups`]); `false` for a namespace it does not create.
-pub fn spec_denies_setgroups(spec: &Spec, namespaces: &NamespacePlan) -> bool {
-    let gids = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.gid_mappings().clone())
-        .unwrap_or_default();
-    namespaces.creates(NamespaceKind::User) && denies_setgroups(&gids)
-}
-
-/// Writes `/proc/<pid>/{uid,gid}_map` for a process that just entered a new user namespace.
-pub fn write(
-    pid: Pid,
-    uid_maps: &[LinuxIdMapping],
-    gid_maps: &[LinuxIdMapping],
-) -> Result<(), StepError> {
+/// Writes `/proc/<pid>/{uid,gid}_map` for a process that just entered a new user
+/// namespace; `setgroups_denied` (decided by planning) denies setgroups(2) first, as the
+/// kernel requires of an unprivileged gid map.
+pub fn write(pid: Pid, maps: &IdMaps, setgroups_denied: bool) -> Result<(), StepError> {
     let privileged = nix::unistd::geteuid().is_root();
-    for (ids, maps) in [(IdMapKind::Uid, uid_maps), (IdMapKind::Gid, gid_maps)] {
+    for (ids, maps) in [(IdMapKind::Uid, &maps.uids), (IdMapKind::Gid, &maps.gids)] {
         if privileged || ids.own_only(maps) {
-            if matches!(ids, IdMapKind::Gid) && denies_setgroups(maps) {
-                // The kernel's condition for an unprivileged gid map.
+            if matches!(ids, IdMapKind::Gid) && setgroups_denied {
                 write_file(pid, "setgroups", "deny", ids)?;
             }
             write_file(pid, ids.file(), &format_map(maps), ids)?;
@@ -118,7 +89,7 @@ fn write_file(pid: Pid, file: &str, text: &str, ids: IdMapKind) -> Result<(), St
 
 /// `newuidmap PID ID LOWER COUNT...` (or newgidmap), which checks the ranges against
 /// `/etc/subuid` (`/etc/subgid`) for the caller's user.
-fn run_helper(pid: Pid, ids: IdMapKind, maps: &[LinuxIdMapping]) -> Result<(), StepError> {
+fn run_helper(pid: Pid, ids: IdMapKind, maps: &[IdMapping]) -> Result<(), StepError> {
     let helper = id_map_helper(ids.helper()).ok_or_else(|| {
         StepError::msg(format!(
             "{} maps more than your own id ({}), which a runtime without root can do only with {} (Debian's uidmap package) and a range in {}: {} is not in {}",
@@ -133,9 +104,9 @@ fn run_helper(pid: Pid, ids: IdMapKind, maps: &[LinuxIdMapping]) -> Result<(), S
     let mut args = vec![pid.to_string()];
     for m in maps {
         args.extend([
-            m.container_id().to_string(),
-            m.host_id().to_string(),
-            m.size().to_string(),
+            m.container_id.to_string(),
+            m.host_id.to_string(),
+            m.size.to_string(),
         ]);
     }
     let output = Command::new(&helper)

@@ -11,10 +11,11 @@
 //! namespace made just for it.
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use bulwark_spec::mount_options::{Bind, MountOptions};
-use bulwark_spec::runtime::LinuxIdMapping;
+use bulwark_spec::ids::{IdMapping, IdMaps};
+use bulwark_spec::mounts::MountKind;
+use bulwark_spec::Config;
 use bulwark_sys::mount::{clone_tree, set_idmap};
 use bulwark_sys::process::{clone_process, Forked};
 use nix::sys::signal::{kill, Signal};
@@ -22,8 +23,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use crate::message::Channel;
-use crate::plan::ContainerPlan;
+use crate::message::{Channel, ToChild, ToParent};
 use crate::{idmap, StepError};
 
 /// Where an idmapped tree goes.
@@ -54,74 +54,79 @@ impl Trees {
     }
 }
 
+/// The id-map handshake, the same for whichever stage made the user namespace: ask the
+/// parent for the maps, take the idmapped trees it made, then become the namespace's root.
+pub fn await_id_maps(channel: &Channel) -> Result<Trees, StepError> {
+    channel.send(&ToParent::NeedIdMaps)?;
+    match channel.expect::<ToChild>("waiting for the id maps")? {
+        ToChild::IdMapsWritten { idmapped } => {
+            let trees = Trees::receive(channel, &idmapped)?;
+            idmap::become_namespace_root();
+            Ok(trees)
+        }
+        other => Err(StepError::msg(format!(
+            "the parent sent {other:?} where the protocol expects IdMapsWritten"
+        ))),
+    }
+}
+
 /// One idmapped tree to make.
-struct Request {
+struct Request<'a> {
     target: Target,
-    source: PathBuf,
+    source: &'a Path,
     recursive_clone: bool,
     recursive_idmap: bool,
-    uids: Option<Vec<LinuxIdMapping>>,
-    gids: Option<Vec<LinuxIdMapping>>,
+    maps: Option<IdMaps>,
 }
 
-fn requests(plan: &ContainerPlan) -> Result<Vec<Request>, StepError> {
-    let spec = &plan.bundle.spec;
+fn requests(config: &Config) -> Vec<Request<'_>> {
     let mut out = Vec::new();
-    if bulwark_spec::rootfs_idmapped(spec) {
+    if config.root().idmapped {
         out.push(Request {
             target: Target::Root,
-            source: plan.bundle.rootfs.clone(),
+            source: config.rootfs(),
             recursive_clone: true,
             recursive_idmap: true,
-            uids: None,
-            gids: None,
+            maps: None,
         });
     }
-    for (index, mount) in spec.mounts().iter().flatten().enumerate() {
-        let field = format!("mounts[{index}].options");
-        let options = MountOptions::parse(mount.options().as_deref().unwrap_or_default(), &field)
-            .map_err(|e| StepError::msg(e.to_string()))?;
-        let uids = mount.uid_mappings().clone().filter(|m| !m.is_empty());
-        let gids = mount.gid_mappings().clone().filter(|m| !m.is_empty());
-        let has_maps = mount.uid_mappings().is_some() || mount.gid_mappings().is_some();
-        if options.idmap.is_none() && !has_maps {
+    for mount in config.mounts() {
+        let (Some(idmap), MountKind::Bind { source, recursive }) = (&mount.idmap, &mount.kind)
+        else {
             continue;
-        }
-        let source = mount.source().as_deref().unwrap_or(Path::new(""));
+        };
+        let own = |own: &Option<Vec<IdMapping>>, container: &[IdMapping]| {
+            own.clone()
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| container.to_vec())
+        };
+        let container = config.id_maps();
+        let maps = IdMaps {
+            uids: own(&idmap.uids, &container.uids),
+            gids: own(&idmap.gids, &container.gids),
+        };
         out.push(Request {
-            target: Target::Mount(index),
-            source: if source.is_absolute() {
-                source.to_path_buf()
-            } else {
-                plan.bundle.dir.join(source)
-            },
-            recursive_clone: options.bind == Some(Bind::Recursive),
-            recursive_idmap: options.idmap == Some(Bind::Recursive),
-            uids,
-            gids,
+            target: Target::Mount(mount.index),
+            source,
+            recursive_clone: *recursive,
+            recursive_idmap: idmap.recursive,
+            maps: (maps != *container).then_some(maps),
         });
     }
-    Ok(out)
+    out
 }
 
-/// Parent: makes every idmapped tree `plan` asks for, with the mappings of `child`'s
+/// Parent: makes every idmapped tree `config` asks for, with the mappings of `child`'s
 /// user namespace unless a mount has its own.
-pub fn make(plan: &ContainerPlan, child: Pid) -> Result<Vec<(Target, OwnedFd)>, StepError> {
-    let requests = requests(plan)?;
+pub fn make(config: &Config, child: Pid) -> Result<Vec<(Target, OwnedFd)>, StepError> {
+    let requests = requests(config);
     if requests.is_empty() {
         return Ok(Vec::new());
     }
     if requests.iter().any(|r| r.target == Target::Root) {
-        closed_to_others(&plan.bundle.rootfs)?;
+        check_closed(config.rootfs())?;
     }
     let own = open_userns(child)?;
-    let linux = plan.bundle.spec.linux().as_ref();
-    let container_uids = linux
-        .and_then(|l| l.uid_mappings().clone())
-        .unwrap_or_default();
-    let container_gids = linux
-        .and_then(|l| l.gid_mappings().clone())
-        .unwrap_or_default();
     requests
         .into_iter()
         .map(|r| {
@@ -129,15 +134,9 @@ pub fn make(plan: &ContainerPlan, child: Pid) -> Result<Vec<(Target, OwnedFd)>, 
                 Target::Root => format!("root.path {}", r.source.display()),
                 Target::Mount(i) => format!("mounts[{i}] (source {})", r.source.display()),
             };
-            let tree = clone_tree(&r.source, r.recursive_clone)
+            let tree = clone_tree(r.source, r.recursive_clone)
                 .map_err(StepError::sys(format!("cloning {what} for an idmapped mount")))?;
-            let uids = r.uids.unwrap_or_else(|| container_uids.clone());
-            let gids = r.gids.unwrap_or_else(|| container_gids.clone());
-            let custom = if uids == container_uids && gids == container_gids {
-                None
-            } else {
-                Some(userns_with(&uids, &gids)?)
-            };
+            let custom = r.maps.as_ref().map(userns_with).transpose()?;
             let userns = custom.as_ref().unwrap_or(&own);
             set_idmap(tree.as_fd(), userns.as_fd(), r.recursive_idmap).map_err(|e| {
                 StepError::msg(format!(
@@ -149,17 +148,43 @@ pub fn make(plan: &ContainerPlan, child: Pid) -> Result<Vec<(Target, OwnedFd)>, 
         .collect()
 }
 
-/// With an idmapped rootfs, what the container's root writes is the host root's on disk
-/// (setuid files included), so no other host user may reach the rootfs: some directory
-/// above it (the container cannot change those) must be root's and closed to others.
-fn closed_to_others(rootfs: &Path) -> Result<(), StepError> {
-    let closed = rootfs.ancestors().skip(1).any(|dir| {
+/// Whether some directory above `path` is the host root's and closed to other users, so
+/// that none of them can reach what is below it.
+pub fn closed_to_others(path: &Path) -> bool {
+    path.ancestors().skip(1).any(|dir| {
         std::fs::metadata(dir).is_ok_and(|m| {
             let group_closed = m.mode() & 0o010 == 0 || m.gid() == 0;
             m.uid() == 0 && m.mode() & 0o001 == 0 && group_closed
         })
-    });
-    if closed {
+    })
+}
+
+/// Whether `path`'s filesystem can be idmapped here: a detached clone of it is idmapped
+/// through a short-lived user namespace and dropped. Needs the host's root.
+pub fn idmap_supported(path: &Path) -> Result<(), StepError> {
+    let maps = IdMaps {
+        uids: vec![IdMapping {
+            container_id: 0,
+            host_id: 65534,
+            size: 1,
+        }],
+        gids: vec![IdMapping {
+            container_id: 0,
+            host_id: 65534,
+            size: 1,
+        }],
+    };
+    let userns = userns_with(&maps)?;
+    let tree =
+        clone_tree(path, false).map_err(StepError::sys(format!("cloning {}", path.display())))?;
+    set_idmap(tree.as_fd(), userns.as_fd(), false)
+        .map_err(StepError::sys(format!("idmapping {}", path.display())))
+}
+
+/// With an idmapped rootfs, what the container's root writes is the host root's on disk
+/// (setuid files included), so no other host user may reach the rootfs.
+fn check_closed(rootfs: &Path) -> Result<(), StepError> {
+    if closed_to_others(rootfs) {
         return Ok(());
     }
     Err(StepError::msg(format!(
@@ -184,7 +209,7 @@ fn open_userns(pid: Pid) -> Result<OwnedFd, StepError> {
 
 /// A user namespace with these mappings, held by a process that lives only until its
 /// namespace is open.
-fn userns_with(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<OwnedFd, StepError> {
+fn userns_with(maps: &IdMaps) -> Result<OwnedFd, StepError> {
     let parent = nix::unistd::getpid();
     let forked = clone_process(libc::CLONE_NEWUSER as u64).map_err(StepError::sys(
         "creating a user namespace for an idmapped mount",
@@ -206,7 +231,7 @@ fn userns_with(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<Owned
         }
         Forked::Parent { pid, .. } => pid,
     };
-    let result = idmap::write(pid, uids, gids).and_then(|()| open_userns(pid));
+    let result = idmap::write(pid, maps, false).and_then(|()| open_userns(pid));
     let _ = kill(pid, Signal::SIGKILL);
     let _ = waitpid(pid, None);
     result

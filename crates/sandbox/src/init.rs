@@ -5,15 +5,18 @@ use std::convert::Infallible;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use bulwark_spec::runtime::Linux;
+use bulwark_spec::hooks::HookPoint;
+use bulwark_spec::{Config, NamespaceKind, RootEntry};
 use bulwark_sys::fs::fd_path;
 use nix::fcntl::OFlag;
 
 use crate::idmapped::{Target, Trees};
 use crate::message::{Channel, ToChild, ToParent};
+use crate::pivot::Entry;
 use crate::plan::ContainerPlan;
+use crate::process::Shared;
 use crate::seccomp::{self, Before};
-use crate::{console, devices, hooks, idmap, mounts, paths, pivot, process, sysctl, StepError};
+use crate::{console, devices, hooks, idmapped, mounts, paths, pivot, process, sysctl, StepError};
 
 /// What the intermediate prepared for the init it forks: the rootfs opened while it was
 /// still the host's root, and the idmapped trees the parent sent.
@@ -29,8 +32,8 @@ pub struct Handoff {
 pub fn run(plan: &ContainerPlan, channel: &Channel, from_intermediate: Option<Handoff>) -> i32 {
     let ready = match build_container(plan, channel, from_intermediate) {
         Ok(ready) => ready,
-        Err(StepError::Hook(reason)) => {
-            let _ = channel.send(&ToParent::HookFailed(reason));
+        Err(StepError::Hook(e)) => {
+            let _ = channel.send(&ToParent::HookFailed(e.to_string()));
             return 1;
         }
         Err(e) => {
@@ -38,15 +41,20 @@ pub fn run(plan: &ContainerPlan, channel: &Channel, from_intermediate: Option<Ha
             return 1;
         }
     };
-    // From here on `create` has returned: failures can only be told on the container's stderr.
+    // From here on `create` has returned: failures can only be told on the container's
+    // stderr, and in the exit status (1 for the runtime's own steps, 126 or 127 when the
+    // program cannot be executed, as a shell would say).
     let Err(e) = start_program(plan, ready);
     eprintln!("bulwark-runtime: container {}: {e}", plan.id);
-    127
+    e.exit_code()
 }
 
 /// What the init holds between `create` and `start`.
 struct Ready {
     fifo: OwnedFd,
+    /// Without a mount namespace the rootfs has no /proc of its own: the host's, opened
+    /// before the chroot, reopens the fifo.
+    proc: Option<OwnedFd>,
     program: std::path::PathBuf,
     state: String,
 }
@@ -56,33 +64,53 @@ fn build_container(
     channel: &Channel,
     from_intermediate: Option<Handoff>,
 ) -> Result<Ready, StepError> {
-    let linux = plan.bundle.spec.linux().as_ref();
+    let config = &plan.config;
     let Handoff { rootfs, mut trees } = enter(plan, channel, from_intermediate)?;
     let fifo = plan
         .exec_fifo
         .try_clone()
         .map_err(|e| StepError::msg(format!("duplicating the exec fifo's fd: {e}")))?;
     let root = build_root(plan, rootfs, &mut trees)?;
-    let state = runtime_and_create_hooks(plan, channel)?;
-    pivot::enter_root(&root, plan.no_pivot)?;
+    let state = runtime_and_create_hooks(config, channel)?;
+    let proc = match config.root().entry {
+        RootEntry::Chroot => Some(
+            nix::fcntl::open(
+                "/proc",
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(StepError::sys("opening the host's /proc"))?,
+        ),
+        RootEntry::Pivot => None,
+    };
+    pivot::enter_root(&root, root_entry(plan), config.rootfs())?;
     drop(root);
-    finish_root(linux)?;
+    finish_root(config)?;
     set_identity(plan)?;
     bulwark_sys::phase::mark("init: root finished");
     let program = prepare_process(plan)?;
     seccomp::install_at(
         Before::Ready,
         plan.seccomp.as_ref(),
-        &plan.process.process,
+        config.process(),
         Some(channel),
     )?;
     bulwark_sys::phase::mark("init: ready");
     channel.send(&ToParent::Ready)?;
     Ok(Ready {
         fifo,
+        proc,
         program,
         state,
     })
+}
+
+fn root_entry(plan: &ContainerPlan) -> Entry {
+    match (plan.config.root().entry, plan.no_pivot) {
+        (RootEntry::Chroot, _) => Entry::Chroot,
+        (RootEntry::Pivot, true) => Entry::MoveAndChroot,
+        (RootEntry::Pivot, false) => Entry::Pivot,
+    }
 }
 
 /// Into the container's cgroups and user namespace (unless the intermediate did it): the
@@ -98,132 +126,105 @@ fn enter(
     if plan.placement.joins_after_clone() {
         join_cgroups(plan)?;
         bulwark_sys::phase::mark("init: joined the cgroups");
-        if plan.namespaces.creates(bulwark_spec::NamespaceKind::Cgroup) {
+        if plan.config.namespaces().creates(NamespaceKind::Cgroup) {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
                 .map_err(StepError::sys("creating the cgroup namespace"))?;
         }
     }
-    let rootfs = pivot::open_rootfs(&plan.bundle.rootfs)?;
-    let mut trees = Trees::default();
-    if plan.creates_user_namespace() {
-        channel.send(&ToParent::NeedIdMaps)?;
-        match channel.expect::<ToChild>("waiting for the id maps")? {
-            ToChild::IdMapsWritten { idmapped } => {
-                trees = Trees::receive(channel, &idmapped)?;
-                idmap::become_namespace_root();
-            }
-            other => return Err(StepError::msg(format!("unexpected message {other:?}"))),
-        }
-    }
+    let rootfs = pivot::open_rootfs(plan.config.rootfs())?;
+    let trees = match plan.creates_user_namespace() {
+        true => idmapped::await_id_maps(channel)?,
+        false => Trees::default(),
+    };
     Ok(Handoff { rootfs, trees })
 }
 
 /// Loopback, the root mount, the config's mounts and the devices, all still under the
-/// host's view of paths.
+/// host's view of paths. Without a mount namespace only loopback: nothing is mounted.
 fn build_root(
     plan: &ContainerPlan,
     rootfs: OwnedFd,
     trees: &mut Trees,
 ) -> Result<OwnedFd, StepError> {
-    let spec = &plan.bundle.spec;
-    let linux = spec.linux().as_ref();
-    if plan
-        .namespaces
-        .creates(bulwark_spec::NamespaceKind::Network)
-    {
+    let config = &plan.config;
+    if config.namespaces().creates(NamespaceKind::Network) {
         bulwark_sys::net::bring_up_loopback().map_err(StepError::sys(
             "bringing up lo in the new network namespace",
         ))?;
     }
-    let root = pivot::prepare_root(
-        rootfs,
-        linux.and_then(|l| l.rootfs_propagation().as_deref()),
-        trees.take(Target::Root),
-    )?;
-    let mounts = spec.mounts().clone().unwrap_or_default();
+    if config.root().entry == RootEntry::Chroot {
+        return Ok(rootfs);
+    }
+    let root = pivot::prepare_root(rootfs, config.root().propagation, trees.take(Target::Root))?;
     mounts::mount_all(
         root.as_fd(),
-        &plan.bundle.dir,
-        &mounts,
+        config.mounts(),
         trees,
         mounts::MountContext {
-            in_userns: plan.in_user_namespace(),
-            own_cgroup_namespace: plan
-                .namespaces
-                .contains(bulwark_spec::NamespaceKind::Cgroup),
+            in_userns: config.in_user_namespace(),
+            own_cgroup_namespace: config.namespaces().contains(NamespaceKind::Cgroup),
         },
     )?;
-    let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
     bulwark_sys::phase::mark("init: mounts done");
-    devices::create_all(root.as_fd(), &devices, plan.in_user_namespace())?;
+    devices::create_all(root.as_fd(), &config.devices(), config.in_user_namespace())?;
     devices::create_links(root.as_fd())?;
     Ok(root)
 }
 
 /// prestart and createRuntime (run by the parent), then createContainer; returns the state
 /// JSON for the later container-side hooks.
-fn runtime_and_create_hooks(plan: &ContainerPlan, channel: &Channel) -> Result<String, StepError> {
+fn runtime_and_create_hooks(config: &Config, channel: &Channel) -> Result<String, StepError> {
     channel.send(&ToParent::RunRuntimeHooks)?;
     let state = match channel.expect::<ToChild>("waiting for the createRuntime hooks")? {
         ToChild::RuntimeHooksDone { state } => state,
-        other => return Err(StepError::msg(format!("unexpected message {other:?}"))),
+        other => {
+            return Err(StepError::msg(format!(
+                "the parent sent {other:?} where the protocol expects RuntimeHooksDone"
+            )))
+        }
     };
-    let create_container = plan
-        .bundle
-        .spec
-        .hooks()
-        .as_ref()
-        .and_then(|h| h.create_container().clone())
-        .unwrap_or_default();
-    hooks::run_all("createContainer", &create_container, state.as_bytes())
-        .map_err(StepError::Hook)?;
+    let point = HookPoint::CreateContainer;
+    hooks::run_all(point, config.hooks().at(point), state.as_bytes())?;
     Ok(state)
 }
 
 /// Terminal or a session of its own, read-only root, the process's privileged settings,
 /// its cwd and program; every fd past stdio and the preserved ones close-on-exec.
 fn prepare_process(plan: &ContainerPlan) -> Result<std::path::PathBuf, StepError> {
-    let spec = &plan.bundle.spec;
-    let process = &plan.process.process;
-    match plan
-        .process
-        .console
-        .as_ref()
-        .filter(|_| process.terminal().unwrap_or(false))
-    {
-        Some(console) => console::attach_terminal(console, process.console_size().as_ref(), true)?,
+    let config = &plan.config;
+    let process = config.process();
+    match plan.stdio.console.as_ref().filter(|_| process.terminal()) {
+        Some(console) => console::attach_terminal(
+            console,
+            process.console_size(),
+            config.root().entry == RootEntry::Pivot,
+        )?,
         None => console::leave_callers_session()?,
     }
-    if spec
-        .root()
-        .as_ref()
-        .is_some_and(|r| r.readonly().unwrap_or(false))
-    {
+    if config.root().readonly {
         pivot::make_root_readonly()?;
     }
-    process::apply_privileged_settings(process, spec.linux().as_ref())?;
-    process::check_capabilities_grantable(process)?;
+    process::apply_privileged_settings(
+        process,
+        Shared {
+            personality: config.personality(),
+            memory_policy: config.memory_policy(),
+        },
+    )?;
     process::enter_cwd(process.cwd())?;
-    let args = process.args().clone().unwrap_or_default();
-    let env = process.env().clone().unwrap_or_default();
-    let program = process::resolve_executable(&args[0], &env)?;
-    bulwark_sys::process::cloexec_from(3 + plan.process.preserve_fds)
+    let program = process::resolve_executable(process)?;
+    bulwark_sys::process::cloexec_from(3 + plan.stdio.preserve_fds)
         .map_err(StepError::sys("closing inherited fds"))?;
     Ok(program)
 }
 
-/// Masked and read-only paths, propagation, sysctls: what needs the final root.
-fn finish_root(linux: Option<&Linux>) -> Result<(), StepError> {
-    let Some(linux) = linux else {
-        return Ok(());
-    };
+/// Sysctls, masked and read-only paths, propagation: what needs the final root.
+fn finish_root(config: &Config) -> Result<(), StepError> {
     // Sysctls first: readonlyPaths usually makes /proc/sys read-only.
-    if let Some(sysctls) = linux.sysctl() {
-        sysctl::apply(sysctls)?;
-    }
-    paths::mask(linux.masked_paths().as_deref().unwrap_or_default())?;
-    paths::make_readonly(linux.readonly_paths().as_deref().unwrap_or_default())?;
-    if let Some(propagation) = linux.rootfs_propagation() {
+    sysctl::apply(config.sysctls())?;
+    paths::mask(config.masked_paths())?;
+    paths::make_readonly(config.readonly_paths())?;
+    if let Some(propagation) = config.root().propagation {
         pivot::set_root_propagation(propagation)?;
     }
     Ok(())
@@ -231,12 +232,11 @@ fn finish_root(linux: Option<&Linux>) -> Result<(), StepError> {
 
 /// Hostname, domain name and session keyring.
 fn set_identity(plan: &ContainerPlan) -> Result<(), StepError> {
-    let spec = &plan.bundle.spec;
-    if let Some(name) = spec.hostname().as_deref().filter(|n| !n.is_empty()) {
+    if let Some(name) = plan.config.hostname() {
         nix::unistd::sethostname(name)
             .map_err(StepError::sys(format!("setting hostname {name:?}")))?;
     }
-    if let Some(name) = spec.domainname().as_deref().filter(|n| !n.is_empty()) {
+    if let Some(name) = plan.config.domainname() {
         bulwark_sys::process::set_domainname(name)
             .map_err(StepError::sys(format!("setting domainname {name:?}")))?;
     }
@@ -251,42 +251,33 @@ fn set_identity(plan: &ContainerPlan) -> Result<(), StepError> {
 fn start_program(plan: &ContainerPlan, ready: Ready) -> Result<Infallible, StepError> {
     // The fifo's write end stays open (close-on-exec) until the exec: `start` waits for
     // it to close so poststart hooks run only once the program runs.
-    let _until_exec = wait_for_start(&ready.fifo)?;
+    let _until_exec = wait_for_start(&ready.fifo, ready.proc.as_ref())?;
     drop(ready.fifo);
+    drop(ready.proc);
     bulwark_sys::phase::mark("init: started");
-    let process = &plan.process.process;
-    let start_hooks = plan
-        .bundle
-        .spec
-        .hooks()
-        .as_ref()
-        .and_then(|h| h.start_container().clone())
-        .unwrap_or_default();
+    let config = &plan.config;
+    let process = config.process();
+    let point = HookPoint::StartContainer;
     hooks::run_all(
-        "startContainer",
-        &start_hooks,
+        point,
+        config.hooks().at(point),
         &state_with_status(&ready.state, "created"),
-    )
-    .map_err(StepError::Message)?;
+    )?;
     // Last of all host-path work (the fifo above): from here on only the container's own
     // tree can be opened.
-    if crate::landlock::wanted(&plan.bundle.spec) {
-        crate::landlock::restrict_to_root(3 + plan.process.preserve_fds)?;
+    if config.landlock().applied {
+        crate::landlock::restrict_to_root(3 + plan.stdio.preserve_fds)?;
     }
     // The program starts with no signal ignored or blocked, whatever the runtime or the
     // engine that started it had; done before the seccomp filter may forbid it.
     bulwark_sys::process::reset_signals();
-    process::switch_user(process, plan.setgroups_denied, || {
+    process::switch_user(process, config.setgroups_denied(), || {
         seccomp::install_at(Before::CapabilityDrop, plan.seccomp.as_ref(), process, None)
     })?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if process.no_new_privileges() {
         nix::sys::prctl::set_no_new_privs().map_err(StepError::sys("setting noNewPrivileges"))?;
     }
-    if let Some(cpus) = process
-        .exec_cpu_affinity()
-        .as_ref()
-        .and_then(|a| a.cpu_affinity_final().as_deref())
-    {
+    if let Some(cpus) = process.affinity_final() {
         process::set_affinity(cpus, "process.execCPUAffinity.final")?;
     }
     Err(process::exec(
@@ -296,14 +287,18 @@ fn start_program(plan: &ContainerPlan, ready: Ready) -> Result<Infallible, StepE
     ))
 }
 
-/// Blocks until `start` opens the fifo's read end.
-fn wait_for_start(fifo: &OwnedFd) -> Result<OwnedFd, StepError> {
-    let path = fd_path(fifo.as_fd());
-    let writer = nix::fcntl::open(
-        Path::new(&path),
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
+/// Blocks until `start` opens the fifo's read end. The fifo is reopened for writing
+/// through `/proc/self/fd` (its fd is `O_PATH`): the container's /proc, or `proc`.
+fn wait_for_start(fifo: &OwnedFd, proc: Option<&OwnedFd>) -> Result<OwnedFd, StepError> {
+    let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let mode = nix::sys::stat::Mode::empty();
+    let writer = match proc {
+        Some(proc) => {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(fifo);
+            nix::fcntl::openat(proc, format!("self/fd/{fd}").as_str(), flags, mode)
+        }
+        None => nix::fcntl::open(Path::new(&fd_path(fifo.as_fd())), flags, mode),
+    }
     .map_err(StepError::sys(
         "opening the exec fifo (is /proc mounted in the container?)",
     ))?;

@@ -6,10 +6,10 @@ use bulwark_spec::namespaces::clone_flag;
 use bulwark_sys::process::{clone_process, exit_now, Forked};
 use nix::sched::CloneFlags;
 
-use crate::idmapped::Trees;
-use crate::message::{Channel, ToChild, ToParent};
+use crate::idmapped::{self, Trees};
+use crate::message::{Channel, ToParent};
 use crate::plan::ContainerPlan;
-use crate::{idmap, init, pivot, StepError};
+use crate::{init, pivot, StepError};
 
 /// Runs the stage; returns the exit code of the intermediate process.
 pub fn run(plan: &ContainerPlan, channel: &Channel) -> i32 {
@@ -25,22 +25,15 @@ pub fn run(plan: &ContainerPlan, channel: &Channel) -> i32 {
 fn steps(plan: &ContainerPlan, channel: &Channel) -> Result<(), StepError> {
     init::join_cgroups(plan)?;
     join_namespaces(plan)?;
-    let flags = plan.namespaces.new_flags();
+    let flags = plan.config.namespaces().new_flags();
     nix::sched::unshare(CloneFlags::from_bits_retain(flags as i32)).map_err(StepError::sys(
         "creating the namespaces in linux.namespaces",
     ))?;
-    let rootfs = pivot::open_rootfs(&plan.bundle.rootfs)?;
-    let mut trees = Trees::default();
-    if plan.creates_user_namespace() {
-        channel.send(&ToParent::NeedIdMaps)?;
-        match channel.expect::<ToChild>("waiting for the id maps")? {
-            ToChild::IdMapsWritten { idmapped } => {
-                trees = Trees::receive(channel, &idmapped)?;
-                idmap::become_namespace_root();
-            }
-            other => return Err(StepError::msg(format!("unexpected message {other:?}"))),
-        }
-    }
+    let rootfs = pivot::open_rootfs(plan.config.rootfs())?;
+    let trees = match plan.creates_user_namespace() {
+        true => idmapped::await_id_maps(channel)?,
+        false => Trees::default(),
+    };
     write_time_offsets(plan)?;
     match clone_process(0).map_err(StepError::sys("forking the container init"))? {
         Forked::Child => exit_now(init::run(
@@ -56,7 +49,7 @@ fn steps(plan: &ContainerPlan, channel: &Channel) -> Result<(), StepError> {
 /// before any is joined, since joining the mount namespace changes what paths mean.
 fn join_namespaces(plan: &ContainerPlan) -> Result<(), StepError> {
     let mut opened: Vec<(u64, OwnedFd, &std::path::Path)> = Vec::new();
-    for (kind, path) in &plan.namespaces.join {
+    for (kind, path) in &plan.config.namespaces().join {
         let fd = nix::fcntl::open(
             path.as_path(),
             nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
@@ -76,29 +69,16 @@ fn join_namespaces(plan: &ContainerPlan) -> Result<(), StepError> {
     Ok(())
 }
 
+/// `linux.timeOffsets`, checked by planning, into the new time namespace.
 fn write_time_offsets(plan: &ContainerPlan) -> Result<(), StepError> {
-    let offsets = plan
-        .bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.time_offsets().as_ref());
-    let Some(offsets) = offsets.filter(|o| !o.is_empty()) else {
+    let offsets = plan.config.time_offsets();
+    if offsets.is_empty() {
         return Ok(());
-    };
-    let mut text = String::new();
-    for (clock, offset) in offsets {
-        if clock != "monotonic" && clock != "boottime" {
-            return Err(StepError::msg(format!(
-                "linux.timeOffsets key {clock:?} is not valid (expected monotonic or boottime)"
-            )));
-        }
-        text += &format!(
-            "{clock} {} {}\n",
-            offset.secs().unwrap_or(0),
-            offset.nanosecs().unwrap_or(0)
-        );
     }
+    let text: String = offsets
+        .iter()
+        .map(|o| format!("{} {} {}\n", o.clock, o.secs, o.nanos))
+        .collect();
     std::fs::write("/proc/self/timens_offsets", text)
         .map_err(|e| StepError::msg(format!("writing linux.timeOffsets: {e}")))
 }

@@ -11,19 +11,8 @@ use landlock::{
 
 use crate::StepError;
 
-/// The annotation that turns Landlock off for a container.
-pub const ANNOTATION: &str = "bulwark.landlock";
-
 /// The newest Landlock ABI this build asks for; older kernels get what they have.
 const ABI_WANTED: ABI = ABI::V6;
-
-/// Whether the config leaves Landlock on (the default).
-pub fn wanted(spec: &bulwark_spec::runtime::Spec) -> bool {
-    spec.annotations()
-        .as_ref()
-        .and_then(|a| a.get(ANNOTATION))
-        .is_none_or(|v| v != "false")
-}
 
 /// Restricts the calling process (after `pivot_root`, before the user switch) to files
 /// beneath `/`, the container's root, plus reopening the files it was handed on its first
@@ -34,7 +23,8 @@ pub fn wanted(spec: &bulwark_spec::runtime::Spec) -> bool {
 pub fn restrict_to_root(inherited: u32) -> Result<RulesetStatus, StepError> {
     let fail = |e: &dyn std::fmt::Display| {
         StepError::msg(format!(
-            "Landlock: {e} (annotation {ANNOTATION:?} \"false\" turns it off)"
+            "Landlock: {e} (annotation {:?} \"false\" turns it off)",
+            bulwark_spec::LANDLOCK
         ))
     };
     let access = AccessFs::from_all(ABI_WANTED);

@@ -1,6 +1,10 @@
-//! The typed messages the stages exchange over their socket, one JSON message per
-//! SOCK_SEQPACKET datagram.
-use std::os::fd::{AsFd, OwnedFd};
+//! The typed messages the stages exchange over their socket, and the order they come in.
+//!
+//! A message is JSON sent as one or more SOCK_SEQPACKET datagrams: the first starts
+//! with the message's length (8 bytes, little-endian), and further datagrams carry the
+//! rest, so a message of any size (a state with megabytes of annotations) gets through.
+//! An fd sent with a message travels in its first datagram.
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
@@ -17,7 +21,7 @@ pub enum ToParent {
     InitPid(i32),
     /// Mounts are done, the root is not pivoted yet: run `prestart` and `createRuntime`.
     RunRuntimeHooks,
-    /// The seccomp filter is installed; this datagram carries its notification fd for
+    /// The seccomp filter is installed; this message carries its notification fd for
     /// the agent at `linux.seccomp.listenerPath`.
     SeccompListener,
     /// Setup is complete; the init waits on the exec fifo (create) or execs now (exec).
@@ -26,6 +30,21 @@ pub enum ToParent {
     Failed(String),
     /// A createContainer hook failed; the process exits after sending this.
     HookFailed(String),
+}
+
+impl ToParent {
+    /// The message's name, for protocol errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ToParent::NeedIdMaps => "NeedIdMaps",
+            ToParent::InitPid(_) => "InitPid",
+            ToParent::RunRuntimeHooks => "RunRuntimeHooks",
+            ToParent::SeccompListener => "SeccompListener",
+            ToParent::Ready => "Ready",
+            ToParent::Failed(_) => "Failed",
+            ToParent::HookFailed(_) => "HookFailed",
+        }
+    }
 }
 
 /// From the parent to the intermediate or init process.
@@ -60,6 +79,11 @@ pub fn channel_pair() -> Result<(Channel, Channel), StepError> {
     Ok((Channel(a), Channel(b)))
 }
 
+/// The most a datagram carries: well under the socket's send buffer.
+const DATAGRAM: usize = 32 << 10;
+/// The length prefix of a message's first datagram.
+const HEADER: usize = 8;
+
 impl Channel {
     /// The socket's fd number, for keeping it open across fd cleanup.
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
@@ -67,14 +91,21 @@ impl Channel {
     }
 
     pub fn send<T: Serialize>(&self, message: &T) -> Result<(), StepError> {
-        let bytes = serde_json::to_vec(message).map_err(|e| StepError::msg(e.to_string()))?;
-        nix::unistd::write(self.0.as_fd(), &bytes)
-            .map_err(StepError::sys("sending a stage message"))?;
-        Ok(())
+        self.send_framed(message, None)
     }
 
-    /// Sends an fd (after a message that says what it is).
-    pub fn send_fd(&self, fd: std::os::fd::BorrowedFd<'_>) -> Result<(), StepError> {
+    /// Sends `message` with `fd` in its first datagram, so that no other sender on this
+    /// socket (an exec's stage and its process both write to it) can come between them.
+    pub fn send_with_fd<T: Serialize>(
+        &self,
+        message: &T,
+        fd: BorrowedFd<'_>,
+    ) -> Result<(), StepError> {
+        self.send_framed(message, Some(fd))
+    }
+
+    /// Sends an fd alone (after a message that says what it is).
+    pub fn send_fd(&self, fd: BorrowedFd<'_>) -> Result<(), StepError> {
         bulwark_sys::socket::send_fd(self.0.as_fd(), fd, b"fd")
             .map_err(StepError::sys("sending an fd over the stage socket"))
     }
@@ -85,16 +116,33 @@ impl Channel {
             .map_err(StepError::sys("receiving an fd over the stage socket"))
     }
 
-    /// Sends `message` with `fd` in the same datagram, so that no other sender on this
-    /// socket (an exec's stage and its process both write to it) can come between them.
-    pub fn send_with_fd<T: Serialize>(
+    fn send_framed<T: Serialize>(
         &self,
         message: &T,
-        fd: std::os::fd::BorrowedFd<'_>,
+        fd: Option<BorrowedFd<'_>>,
     ) -> Result<(), StepError> {
-        let bytes = serde_json::to_vec(message).map_err(|e| StepError::msg(e.to_string()))?;
-        bulwark_sys::socket::send_fd(self.0.as_fd(), fd, &bytes)
-            .map_err(StepError::sys("sending a stage message with an fd"))
+        let body = serde_json::to_vec(message).map_err(|e| StepError::msg(e.to_string()))?;
+        let mut first = (body.len() as u64).to_le_bytes().to_vec();
+        let split = body.len().min(DATAGRAM - HEADER);
+        first.extend_from_slice(&body[..split]);
+        match fd {
+            Some(fd) => bulwark_sys::socket::send_fd(self.0.as_fd(), fd, &first)
+                .map_err(StepError::sys("sending a stage message with an fd"))?,
+            None => self.send_datagram(&first)?,
+        }
+        for chunk in body[split..].chunks(DATAGRAM) {
+            self.send_datagram(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn send_datagram(&self, bytes: &[u8]) -> Result<(), StepError> {
+        let sent = nix::unistd::write(self.0.as_fd(), bytes)
+            .map_err(StepError::sys("sending a stage message"))?;
+        if sent != bytes.len() {
+            return Err(StepError::msg("a stage message was cut short"));
+        }
+        Ok(())
     }
 
     /// Receives one message; `Ok(None)` when the other side closed the socket. An fd sent
@@ -104,21 +152,41 @@ impl Channel {
     }
 
     /// Receives one message and the fd sent with it, if any; `Ok(None)` when the other
-    /// side closed the socket.
+    /// side closed the socket before a message began.
     pub fn recv_with_fd<T: for<'de> Deserialize<'de>>(
         &self,
     ) -> Result<Option<(T, Option<OwnedFd>)>, StepError> {
-        let (bytes, fd) = bulwark_sys::socket::recv_message(self.0.as_fd())
-            .map_err(StepError::sys("reading a stage message"))?;
-        if bytes.is_empty() {
+        let (first, fd) = self.recv_datagram()?;
+        if first.is_empty() {
             return Ok(None);
         }
-        serde_json::from_slice(&bytes)
+        if first.len() < HEADER {
+            return Err(StepError::msg("malformed stage message: no length"));
+        }
+        let (len, rest) = first.split_at(HEADER);
+        let len = u64::from_le_bytes(len.try_into().expect("8 bytes")) as usize;
+        let mut body = rest.to_vec();
+        while body.len() < len {
+            let (more, _) = self.recv_datagram()?;
+            if more.is_empty() {
+                return Err(StepError::msg(format!(
+                    "a stage message ended after {} of its {len} bytes (the sender died)",
+                    body.len()
+                )));
+            }
+            body.extend_from_slice(&more);
+        }
+        serde_json::from_slice(&body)
             .map(|message| Some((message, fd)))
             .map_err(|e| StepError::msg(format!("malformed stage message: {e}")))
     }
 
-    /// Receives a message that must come; a closed socket is an error.
+    fn recv_datagram(&self) -> Result<(Vec<u8>, Option<OwnedFd>), StepError> {
+        bulwark_sys::socket::recv_message(self.0.as_fd())
+            .map_err(StepError::sys("reading a stage message"))
+    }
+
+    /// Receives the one message the protocol allows next (`what`, for errors).
     pub fn expect<T: for<'de> Deserialize<'de>>(&self, what: &str) -> Result<T, StepError> {
         self.recv()?.ok_or_else(|| {
             StepError::msg(format!("the parent closed the stage socket while {what}"))
@@ -143,6 +211,33 @@ mod tests {
         );
         drop(a);
         assert_eq!(b.recv::<ToParent>().unwrap(), None);
+    }
+
+    #[test]
+    fn a_message_of_any_size_gets_through() {
+        let (a, b) = channel_pair().unwrap();
+        let state = "x".repeat(4 << 20);
+        let sender = std::thread::spawn(move || {
+            a.send(&ToChild::RuntimeHooksDone { state }).unwrap();
+            a.send(&ToParent::Ready).unwrap();
+        });
+        match b.recv::<ToChild>().unwrap() {
+            Some(ToChild::RuntimeHooksDone { state }) => assert_eq!(state.len(), 4 << 20),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(b.recv::<ToParent>().unwrap(), Some(ToParent::Ready));
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn a_sender_dying_mid_message_is_an_error() {
+        let (a, b) = channel_pair().unwrap();
+        let mut first = 1000u64.to_le_bytes().to_vec();
+        first.extend_from_slice(b"{\"Failed\":\"");
+        a.send_datagram(&first).unwrap();
+        drop(a);
+        let e = b.recv::<ToParent>().unwrap_err().to_string();
+        assert!(e.contains("ended after"), "{e}");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The container's mounts, made inside its root without following any path out of it.
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use bulwark_spec::mount_options::{Bind, MountOptions};
-use bulwark_spec::runtime::Mount;
+use bulwark_spec::mount_options::MountOptions;
+use bulwark_spec::mounts::{MountConfig, MountKind};
 use bulwark_sys::copy::{copy_dir_attributes, copy_tree};
 use bulwark_sys::fs::{fd_path, mkdir_all_in_root, open_path_in_root, reopen, touch_in_root};
 use bulwark_sys::mount::{attach, clone_tree, set_attrs, Attrs};
@@ -23,129 +23,72 @@ pub struct MountContext {
     pub own_cgroup_namespace: bool,
 }
 
-/// One `mounts[i]` entry, ready to be made.
-struct MountSpec<'a> {
-    index: usize,
-    mount: &'a Mount,
-    options: MountOptions,
-    typ: &'a str,
-}
-
-impl MountSpec<'_> {
-    fn describe(&self) -> String {
-        format!(
-            "mounts[{}] ({} on {})",
-            self.index,
-            if self.options.bind.is_some() {
-                "bind"
-            } else {
-                self.typ
-            },
-            self.mount.destination().display()
-        )
-    }
-}
-
-/// Makes every mount of `config.json` under `root` (a handle to the container's root),
-/// in order, so later mounts can land inside earlier ones.
+/// Makes every mount under `root` (a handle to the container's root), in order, so
+/// later mounts can land inside earlier ones.
 pub fn mount_all(
     root: BorrowedFd<'_>,
-    bundle_dir: &Path,
-    mounts: &[Mount],
+    mounts: &[MountConfig],
     idmapped: &mut Trees,
     ctx: MountContext,
 ) -> Result<(), StepError> {
-    for (index, mount) in mounts.iter().enumerate() {
-        let options = MountOptions::parse(
-            mount.options().as_deref().unwrap_or_default(),
-            &format!("mounts[{index}].options"),
-        )
-        .map_err(|e| StepError::msg(e.to_string()))?;
-        let spec = MountSpec {
-            index,
-            mount,
-            typ: mount.typ().as_deref().unwrap_or("bind"),
-            options,
-        };
-        let tree = idmapped.take(Target::Mount(index));
-        mount_one(root, bundle_dir, &spec, tree, ctx)
-            .map_err(|e| StepError::msg(format!("{}: {e}", spec.describe())))?;
+    for mount in mounts {
+        let tree = idmapped.take(Target::Mount(mount.index));
+        mount_one(root, mount, tree, ctx)
+            .map_err(|e| StepError::msg(format!("{}: {e}", mount.describe())))?;
     }
     Ok(())
 }
 
 fn mount_one(
     root: BorrowedFd<'_>,
-    bundle_dir: &Path,
-    spec: &MountSpec,
+    mount: &MountConfig,
     idmapped: Option<OwnedFd>,
     ctx: MountContext,
 ) -> Result<(), StepError> {
-    let in_userns = ctx.in_userns;
-    let destination = spec.mount.destination();
-    if spec.options.copy_up && (spec.typ != "tmpfs" || spec.options.bind.is_some()) {
-        return Err(StepError::msg(format!(
-            "option \"tmpcopyup\" is only for a tmpfs, not for type {:?}{}",
-            spec.typ,
-            if spec.options.bind.is_some() {
-                " with bind"
-            } else {
-                ""
+    let destination = &mount.destination;
+    let options = &mount.options;
+    match &mount.kind {
+        MountKind::Bind { source, recursive } => {
+            let target = bind_target(root, source, destination)?;
+            let tree = match idmapped {
+                Some(tree) => tree,
+                None => clone_tree(source, *recursive)
+                    .map_err(StepError::sys(format!("cloning {}", source.display())))?,
+            };
+            bind(tree, target.as_fd(), options)?;
+        }
+        MountKind::Cgroup => {
+            return crate::cgroupfs::mount(root, destination, options, ctx.own_cgroup_namespace);
+        }
+        MountKind::Filesystem { typ, source } => {
+            let target = mkdir_all_in_root(root, destination, 0o755)
+                .map_err(StepError::sys("creating the mount point"))?;
+            check_special_target(typ, target.as_fd())?;
+            let image_dir = copy_up_source(options, target.as_fd())?;
+            match new_filesystem(typ, source, options, target.as_fd()) {
+                // sysfs can only be mounted by the owner of the network namespace; in a user
+                // namespace sharing the host's network, bind the host's /sys read-only instead.
+                Err(StepError::Sys {
+                    errno: Errno::EPERM,
+                    ..
+                }) if typ == "sysfs" && ctx.in_userns => {
+                    let mut options = options.clone();
+                    options.recursive_set |= libc::MS_RDONLY as u64;
+                    let tree = clone_tree(Path::new("/sys"), true)
+                        .map_err(StepError::sys("cloning /sys"))?;
+                    bind(tree, target.as_fd(), &options)?;
+                }
+                other => other?,
             }
-        )));
-    }
-    if spec.options.bind.is_some() || spec.typ == "bind" {
-        let source = bind_source(
-            bundle_dir,
-            spec.mount.source().as_deref().unwrap_or(Path::new("")),
-        );
-        let recursive = spec.options.bind == Some(Bind::Recursive);
-        let target = bind_target(root, &source, destination)?;
-        let tree = match idmapped {
-            Some(tree) => tree,
-            None => clone_tree(&source, recursive)
-                .map_err(StepError::sys(format!("cloning {}", source.display())))?,
-        };
-        bind(tree, target.as_fd(), &spec.options)?;
-    } else if spec.typ == "cgroup" {
-        return crate::cgroupfs::mount(root, destination, &spec.options, ctx.own_cgroup_namespace);
-    } else {
-        let target = mkdir_all_in_root(root, destination, 0o755)
-            .map_err(StepError::sys("creating the mount point"))?;
-        check_special_target(spec.typ, target.as_fd())?;
-        let image_dir = copy_up_source(spec, target.as_fd())?;
-        match new_filesystem(spec, target.as_fd()) {
-            // sysfs can only be mounted by the owner of the network namespace; in a user
-            // namespace sharing the host's network, bind the host's /sys read-only instead.
-            Err(StepError::Sys {
-                errno: Errno::EPERM,
-                ..
-            }) if spec.typ == "sysfs" && in_userns => {
-                let mut options = spec.options.clone();
-                options.recursive_set |= libc::MS_RDONLY as u64;
-                let tree =
-                    clone_tree(Path::new("/sys"), true).map_err(StepError::sys("cloning /sys"))?;
-                bind(tree, target.as_fd(), &options)?;
+            if typ == "proc" {
+                check_proc_mounted(root, destination)?;
             }
-            other => other?,
-        }
-        if spec.typ == "proc" {
-            check_proc_mounted(root, destination)?;
-        }
-        if let Some(image_dir) = image_dir {
-            copy_up(root, destination, image_dir, &spec.options)?;
+            if let Some(image_dir) = image_dir {
+                copy_up(root, destination, image_dir, options)?;
+            }
         }
     }
-    finish_attached(root, destination, &spec.options)
-}
-
-/// Where a bind mount's source lives on the host: relative sources are taken from the bundle.
-fn bind_source(bundle_dir: &Path, source: &Path) -> PathBuf {
-    if source.is_absolute() {
-        source.to_path_buf()
-    } else {
-        bundle_dir.join(source)
-    }
+    finish_attached(root, destination, options)
 }
 
 /// The mount point for a bind: a directory for a directory source, a file otherwise.
@@ -199,8 +142,11 @@ fn check_special_target(typ: &str, target: BorrowedFd<'_>) -> Result<(), StepErr
 
 /// For `tmpcopyup`: the image's directory under the destination, opened before the
 /// tmpfs hides it.
-fn copy_up_source(spec: &MountSpec, target: BorrowedFd<'_>) -> Result<Option<OwnedFd>, StepError> {
-    if !spec.options.copy_up {
+fn copy_up_source(
+    options: &MountOptions,
+    target: BorrowedFd<'_>,
+) -> Result<Option<OwnedFd>, StepError> {
+    if !options.copy_up {
         return Ok(None);
     }
     let dir = reopen(target, OFlags::RDONLY | OFlags::DIRECTORY)
@@ -242,28 +188,27 @@ fn copy_up(
     Ok(())
 }
 
-fn new_filesystem(spec: &MountSpec, target: BorrowedFd<'_>) -> Result<(), StepError> {
-    let mut set = spec.options.set & !(libc::MS_REMOUNT as u64);
-    if spec.options.copy_up {
+fn new_filesystem(
+    typ: &str,
+    source: &Path,
+    options: &MountOptions,
+    target: BorrowedFd<'_>,
+) -> Result<(), StepError> {
+    let mut set = options.set & !(libc::MS_REMOUNT as u64);
+    if options.copy_up {
         // Written to first; copy_up makes it read-only after.
         set &= !(libc::MS_RDONLY as u64);
     }
     let flags = MsFlags::from_bits_retain(set as libc::c_ulong);
-    let source = spec
-        .mount
-        .source()
-        .as_deref()
-        .map(|s| s.to_path_buf())
-        .unwrap_or_else(|| PathBuf::from(spec.typ));
-    let data = spec.options.data_string();
+    let data = options.data_string();
     nix::mount::mount(
-        Some(&source),
+        Some(source),
         &fd_path(target),
-        Some(spec.typ),
+        Some(typ),
         flags,
         data.as_deref(),
     )
-    .map_err(StepError::sys(format!("mounting {}", spec.typ)))?;
+    .map_err(StepError::sys(format!("mounting {typ}")))?;
     Ok(())
 }
 

@@ -1,18 +1,17 @@
 //! The parent stage: forks the container, writes its id maps, runs the runtime-side
 //! hooks when asked, and returns once the init reports it is ready (or why it failed).
-use std::os::fd::OwnedFd;
-
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use bulwark_sys::process::{
     clone_into, clone_process, exit_now, pidfd_open, pidfd_send_signal, Forked,
 };
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
-use nix::sys::wait::waitpid;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::message::{channel_pair, Channel, ToChild, ToParent};
 use crate::plan::ContainerPlan;
+use crate::protocol;
 use crate::{idmap, idmapped, init, intermediate, LaunchError, StepError};
 
 /// A container init that reported ready.
@@ -40,10 +39,10 @@ impl Drop for Children {
 /// What the runtime does for the parent stage at its fixed points.
 pub trait ParentHooks {
     /// Runs the `prestart` and `createRuntime` hooks for the init `pid`; returns the
-    /// state JSON the container-side hooks get, or the hook failure.
-    fn runtime_hooks(&mut self, pid: Pid) -> Result<String, String>;
+    /// state JSON the container-side hooks get.
+    fn runtime_hooks(&mut self, pid: Pid) -> Result<String, LaunchError>;
     /// Hands the init's seccomp notification fd to the agent (`linux.seccomp.listenerPath`).
-    fn seccomp_listener(&mut self, pid: Pid, fd: OwnedFd) -> Result<(), String>;
+    fn seccomp_listener(&mut self, pid: Pid, fd: OwnedFd) -> Result<(), LaunchError>;
 }
 
 /// Starts the container's init, calling `hooks` at their points.
@@ -67,7 +66,7 @@ pub fn spawn_container(
     let (pid, pidfd) = match cloned.map_err(StepError::sys("creating the container process"))? {
         Forked::Child => {
             drop(ours);
-            let mut keep = plan.process.inherited_fds();
+            let mut keep = plan.stdio.inherited_fds();
             keep.push(theirs.raw_fd());
             keep.extend(plan.placement.raw_fds());
             keep.push(std::os::fd::AsRawFd::as_raw_fd(&plan.exec_fifo));
@@ -94,7 +93,7 @@ pub fn spawn_container(
         .procs
         .pop()
         .filter(|(p, _)| *p == init_pid)
-        .ok_or_else(|| LaunchError::Child("lost track of the init process".into()))?;
+        .ok_or(LaunchError::LostInit)?;
     std::mem::forget(children);
     Ok(Spawned { pid, pidfd })
 }
@@ -113,18 +112,15 @@ struct NprocCap {
 
 impl NprocCap {
     fn for_user_namespace(plan: &ContainerPlan) -> Result<NprocCap, StepError> {
-        let wanted = plan
-            .process
-            .process
-            .rlimits()
-            .iter()
-            .flatten()
-            .find(|r| r.typ() == bulwark_spec::runtime::PosixRlimitType::RlimitNproc)
-            .map(|r| r.soft());
+        let wanted = plan.config.process().nproc_limit();
         let (soft, hard) =
             getrlimit(Resource::RLIMIT_NPROC).map_err(StepError::sys("reading RLIMIT_NPROC"))?;
         let lowered = match wanted {
-            Some(limit) if plan.rootless && plan.creates_user_namespace() && limit < soft => limit,
+            Some(limit)
+                if plan.config.rootless() && plan.creates_user_namespace() && limit < soft =>
+            {
+                limit
+            }
             _ => return Ok(NprocCap { restore: None }),
         };
         setrlimit(Resource::RLIMIT_NPROC, lowered, hard).map_err(StepError::sys(
@@ -144,7 +140,8 @@ impl Drop for NprocCap {
     }
 }
 
-/// Answers the child's messages until it is ready. Returns the init's pid.
+/// Answers the stages' messages, each only in its turn (see [`crate::protocol`]), until
+/// the init is ready. Returns the init's pid.
 fn converse(
     plan: &ContainerPlan,
     channel: &Channel,
@@ -153,24 +150,19 @@ fn converse(
     hooks: &mut dyn ParentHooks,
 ) -> Result<Pid, LaunchError> {
     let mut init = first;
-    loop {
+    for step in protocol::container_steps(plan) {
         let Some((message, fd)) = channel.recv_with_fd::<ToParent>()? else {
-            let status = waitpid(init, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
-                .map(|s| format!("{s:?}"))
-                .unwrap_or_else(|e| e.to_string());
-            return Err(LaunchError::ChildDied(status));
+            return Err(LaunchError::ChildDied {
+                waiting_for: step.name(),
+                status: exit_status(children),
+            });
         };
+        protocol::check(step, &message).map_err(LaunchError::Protocol)?;
         match message {
             ToParent::NeedIdMaps => {
-                let linux = plan.bundle.spec.linux().as_ref();
-                let uids = linux
-                    .and_then(|l| l.uid_mappings().clone())
-                    .unwrap_or_default();
-                let gids = linux
-                    .and_then(|l| l.gid_mappings().clone())
-                    .unwrap_or_default();
-                idmap::write(first, &uids, &gids)?;
-                let trees = idmapped::make(plan, first)?;
+                let maps = plan.config.id_maps();
+                idmap::write(first, maps, plan.config.setgroups_denied())?;
+                let trees = idmapped::make(&plan.config, first)?;
                 channel.send(&ToChild::IdMapsWritten {
                     idmapped: trees.iter().map(|(target, _)| *target).collect(),
                 })?;
@@ -189,18 +181,36 @@ fn converse(
                 children.procs.push((init, pidfd));
             }
             ToParent::RunRuntimeHooks => {
-                let state = hooks.runtime_hooks(init).map_err(LaunchError::Hook)?;
+                let state = hooks.runtime_hooks(init)?;
                 channel.send(&ToChild::RuntimeHooksDone { state })?;
             }
             ToParent::SeccompListener => {
-                hooks
-                    .seccomp_listener(init, crate::message::listener_fd(fd)?)
-                    .map_err(LaunchError::Seccomp)?;
+                hooks.seccomp_listener(init, crate::message::listener_fd(fd)?)?;
             }
             ToParent::Ready => return Ok(init),
             ToParent::Failed(reason) => return Err(LaunchError::Child(reason)),
-            ToParent::HookFailed(reason) => return Err(LaunchError::Hook(reason)),
+            ToParent::HookFailed(reason) => return Err(LaunchError::ContainerHook(reason)),
         }
+    }
+    unreachable!("the protocol ends with Ready")
+}
+
+/// How the last forked process ended, for the user ("exited with status 1").
+fn exit_status(children: &Children) -> String {
+    let Some((pid, _)) = children.procs.last() else {
+        return "unknown".into();
+    };
+    describe_wait(waitpid(*pid, Some(WaitPidFlag::WNOHANG)))
+}
+
+/// A wait status in words.
+pub(crate) fn describe_wait(status: nix::Result<WaitStatus>) -> String {
+    match status {
+        Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+        Ok(WaitStatus::Signaled(_, signal, _)) => format!("killed by {signal}"),
+        Ok(WaitStatus::StillAlive) => "still running".into(),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => format!("unknown ({e})"),
     }
 }
 

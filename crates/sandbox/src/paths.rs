@@ -34,20 +34,21 @@ fn verified_dev_null(root: BorrowedFd<'_>) -> Result<OwnedFd, StepError> {
 }
 
 /// Hides each path: files behind `/dev/null`, directories behind an empty read-only tmpfs.
-pub fn mask(paths: &[String]) -> Result<(), StepError> {
+pub fn mask(paths: &[std::path::PathBuf]) -> Result<(), StepError> {
     if paths.is_empty() {
         return Ok(());
     }
     let root = root()?;
     let null = verified_dev_null(root.as_fd())?;
     for path in paths {
-        let target = match open_path_in_root(root.as_fd(), Path::new(path)) {
+        let shown = path.display();
+        let target = match open_path_in_root(root.as_fd(), path) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => continue,
-            Err(e) => return Err(StepError::sys(format!("opening masked path {path}"))(e)),
+            Err(e) => return Err(StepError::sys(format!("opening masked path {shown}"))(e)),
         };
         let stat = nix::sys::stat::fstat(&target)
-            .map_err(StepError::sys(format!("inspecting masked path {path}")))?;
+            .map_err(StepError::sys(format!("inspecting masked path {shown}")))?;
         let result = if stat.st_mode & libc::S_IFMT == libc::S_IFDIR {
             nix::mount::mount(
                 Some("tmpfs"),
@@ -56,11 +57,11 @@ pub fn mask(paths: &[String]) -> Result<(), StepError> {
                 MsFlags::MS_RDONLY,
                 Some("size=0,mode=755"),
             )
-            .map_err(StepError::sys(format!("masking {path}")))
+            .map_err(StepError::sys(format!("masking {shown}")))
         } else {
             let tree =
                 clone_tree_fd(null.as_fd(), false).map_err(StepError::sys("cloning /dev/null"))?;
-            attach(tree.as_fd(), target.as_fd()).map_err(StepError::sys(format!("masking {path}")))
+            attach(tree.as_fd(), target.as_fd()).map_err(StepError::sys(format!("masking {shown}")))
         };
         result?;
     }
@@ -68,16 +69,17 @@ pub fn mask(paths: &[String]) -> Result<(), StepError> {
 }
 
 /// Makes each path (and every mount below it) read-only.
-pub fn make_readonly(paths: &[String]) -> Result<(), StepError> {
+pub fn make_readonly(paths: &[std::path::PathBuf]) -> Result<(), StepError> {
     let root = root()?;
     for path in paths {
-        let target = match open_path_in_root(root.as_fd(), Path::new(path)) {
+        let shown = path.display();
+        let target = match open_path_in_root(root.as_fd(), path) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => continue,
-            Err(e) => return Err(StepError::sys(format!("opening read-only path {path}"))(e)),
+            Err(e) => return Err(StepError::sys(format!("opening read-only path {shown}"))(e)),
         };
         let tree = clone_tree_fd(target.as_fd(), true)
-            .map_err(StepError::sys(format!("cloning {path}")))?;
+            .map_err(StepError::sys(format!("cloning {shown}")))?;
         set_attrs(
             tree.as_fd(),
             Attrs {
@@ -87,9 +89,9 @@ pub fn make_readonly(paths: &[String]) -> Result<(), StepError> {
             0,
             true,
         )
-        .map_err(StepError::sys(format!("making {path} read-only")))?;
+        .map_err(StepError::sys(format!("making {shown} read-only")))?;
         attach(tree.as_fd(), target.as_fd())
-            .map_err(StepError::sys(format!("attaching read-only {path}")))?;
+            .map_err(StepError::sys(format!("attaching read-only {shown}")))?;
     }
     Ok(())
 }

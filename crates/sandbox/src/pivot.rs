@@ -2,7 +2,9 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use bulwark_spec::linux::RootPropagation;
 use bulwark_sys::mount::{attach, clone_tree_fd, set_attrs, Attrs, ATTR_RDONLY};
+use bulwark_sys::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use crate::StepError;
@@ -28,11 +30,11 @@ pub fn open_rootfs(rootfs: &Path) -> Result<OwnedFd, StepError> {
 /// Returns a handle to the root of that mount.
 pub fn prepare_root(
     rootfs: OwnedFd,
-    root_propagation: Option<&str>,
+    root_propagation: Option<RootPropagation>,
     idmapped: Option<OwnedFd>,
 ) -> Result<OwnedFd, StepError> {
     let host_side = match root_propagation {
-        Some(p) if p.ends_with("private") => MsFlags::MS_PRIVATE,
+        Some(p) if p.is_private() => MsFlags::MS_PRIVATE,
         _ => MsFlags::MS_SLAVE,
     };
     mount(
@@ -60,48 +62,61 @@ pub fn prepare_root(
     Ok(tree)
 }
 
-/// Makes the rootfs `/`: pivot_root and detach the old root, or with `--no-pivot`
-/// move the rootfs over `/` and chroot into it.
-pub fn enter_root(root: &OwnedFd, no_pivot: bool) -> Result<(), StepError> {
+/// How the process makes the rootfs its `/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// pivot_root, then detach the old root.
+    Pivot,
+    /// `--no-pivot`: move the rootfs mount over `/` and chroot into it.
+    MoveAndChroot,
+    /// No mount namespace of its own: only chroot, leaving every mount as it is.
+    Chroot,
+}
+
+/// Makes the rootfs (`root`, a handle to it) the process's `/`.
+pub fn enter_root(root: &OwnedFd, entry: Entry, rootfs: &Path) -> Result<(), StepError> {
     nix::unistd::fchdir(root).map_err(StepError::sys("entering the rootfs"))?;
-    if no_pivot {
-        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .map_err(StepError::sys("moving the rootfs over / (--no-pivot)"))?;
-        nix::unistd::chroot(".").map_err(StepError::sys("chroot"))?;
-    } else {
-        nix::unistd::pivot_root(".", ".").map_err(StepError::sys("pivot_root"))?;
-        // The old root now sits on top of the new one; detach it without the unmount
-        // reaching the host.
-        mount(
-            None::<&str>,
-            ".",
-            None::<&str>,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(StepError::sys("making the old root a slave"))?;
-        umount2(".", MntFlags::MNT_DETACH).map_err(StepError::sys("detaching the old root"))?;
+    match entry {
+        Entry::Chroot => {
+            nix::unistd::chroot(".").map_err(StepError::sys("chroot into the rootfs"))?;
+        }
+        Entry::MoveAndChroot => {
+            mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+                .map_err(StepError::sys("moving the rootfs over / (--no-pivot)"))?;
+            nix::unistd::chroot(".").map_err(StepError::sys("chroot"))?;
+        }
+        Entry::Pivot => {
+            nix::unistd::pivot_root(".", ".").map_err(|errno| match errno {
+                Errno::EINVAL => StepError::msg(format!(
+                    "pivot_root into root.path {}: {errno} (the kernel refuses pivot_root when / is the initial ramdisk or the rootfs is not a mount point of its own; on such a host use --no-pivot)",
+                    rootfs.display()
+                )),
+                _ => StepError::sys(format!("pivot_root into root.path {}", rootfs.display()))(errno),
+            })?;
+            // The old root now sits on top of the new one; detach it without the unmount
+            // reaching the host.
+            mount(
+                None::<&str>,
+                ".",
+                None::<&str>,
+                MsFlags::MS_SLAVE | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(StepError::sys("making the old root a slave"))?;
+            umount2(".", MntFlags::MNT_DETACH).map_err(StepError::sys("detaching the old root"))?;
+        }
     }
     nix::unistd::chdir("/").map_err(StepError::sys("chdir /"))
 }
 
 /// Applies `linux.rootfsPropagation` to the new root.
-pub fn set_root_propagation(propagation: &str) -> Result<(), StepError> {
-    let recursive = propagation.starts_with('r');
-    let flag = match propagation.trim_start_matches('r') {
-        "shared" => MsFlags::MS_SHARED,
-        "slave" => MsFlags::MS_SLAVE,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        _ => MsFlags::MS_PRIVATE,
-    };
-    let flags = if recursive {
-        flag | MsFlags::MS_REC
-    } else {
-        flag
-    };
-    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).map_err(StepError::sys(format!(
-        "setting linux.rootfsPropagation {propagation}"
-    )))
+pub fn set_root_propagation(propagation: RootPropagation) -> Result<(), StepError> {
+    let mut flags = MsFlags::from_bits_retain(propagation.flag as libc::c_ulong);
+    if propagation.recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .map_err(StepError::sys("setting linux.rootfsPropagation"))
 }
 
 /// Makes `/` read-only (`root.readonly`), changing only that one attribute so flags the

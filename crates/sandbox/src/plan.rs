@@ -1,15 +1,13 @@
-//! What to launch: the validated bundle plus the choices the command line made.
+//! What to launch: the planned configuration plus the choices the command line made.
 use std::os::fd::OwnedFd;
 
 use bulwark_cgroups::Entry;
-use bulwark_spec::runtime::Process;
-use bulwark_spec::{Bundle, NamespaceKind, NamespacePlan};
+use bulwark_spec::{Config, NamespaceKind, ProcessConfig};
 use nix::unistd::Pid;
 
-/// The process to run and how its stdio is wired.
-#[derive(Debug)]
-pub struct ProcessPlan {
-    pub process: Process,
+/// How the process's stdio is wired.
+#[derive(Debug, Default)]
+pub struct Stdio {
     /// A connected console socket: the pty master is sent over it when
     /// `process.terminal` is true.
     pub console: Option<OwnedFd>,
@@ -17,7 +15,7 @@ pub struct ProcessPlan {
     pub preserve_fds: u32,
 }
 
-impl ProcessPlan {
+impl Stdio {
     /// The fds a forked stage keeps: stdio, the preserved fds, the console socket.
     pub fn inherited_fds(&self) -> Vec<std::os::fd::RawFd> {
         let mut fds: Vec<std::os::fd::RawFd> = (0..3 + self.preserve_fds as i32).collect();
@@ -30,33 +28,26 @@ impl ProcessPlan {
 #[derive(Debug)]
 pub struct ContainerPlan {
     pub id: String,
-    pub bundle: Bundle,
-    pub namespaces: NamespacePlan,
+    pub config: Config,
     /// The exec fifo the init blocks on until `start`, as an `O_PATH` fd opened by the
     /// runtime: an init whose root is an unprivileged host id may not be able to reach the
     /// state directory by path, and after `pivot_root` no init can.
     pub exec_fifo: OwnedFd,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
-    pub process: ProcessPlan,
+    pub stdio: Stdio,
     /// How the first process enters the container's cgroups: created inside the cgroup2
     /// directory, and/or joining each v1 hierarchy itself before anything else.
     pub placement: Entry,
     /// `linux.seccomp`, compiled by the runtime.
     pub seccomp: Option<bulwark_seccomp::Filter>,
-    /// The runtime lacks the host's root privileges (a user, or root of another user
-    /// namespace): devices are bound from the host rather than made.
-    pub rootless: bool,
-    /// The user namespace the runtime makes denies setgroups(2) (see
-    /// [`crate::spec_denies_setgroups`], asked by the runtime before any stage runs).
-    pub setgroups_denied: bool,
 }
 
 impl ContainerPlan {
     /// The namespaces the first clone creates. When the process joins v1 hierarchies
     /// itself, its cgroup namespace waits until it has, so the namespace is rooted there.
     pub fn clone_flags(&self) -> u64 {
-        let flags = self.namespaces.new_flags();
+        let flags = self.config.namespaces().new_flags();
         if self.placement.joins_after_clone() {
             flags & !(libc::CLONE_NEWCGROUP as u64)
         } else {
@@ -68,17 +59,12 @@ impl ContainerPlan {
     /// joined before new ones are created, and a pid or time namespace only applies to
     /// children) or when a time namespace needs offsets written before anyone enters it.
     pub fn needs_intermediate(&self) -> bool {
-        !self.namespaces.join.is_empty() || self.namespaces.creates(NamespaceKind::Time)
+        let namespaces = self.config.namespaces();
+        !namespaces.join.is_empty() || namespaces.creates(NamespaceKind::Time)
     }
 
     pub fn creates_user_namespace(&self) -> bool {
-        self.namespaces.creates(NamespaceKind::User)
-    }
-
-    /// Whether the container runs in a user namespace other than the host's: one of its
-    /// own, or the one a rootless runtime itself runs in.
-    pub fn in_user_namespace(&self) -> bool {
-        self.namespaces.contains(NamespaceKind::User) || self.rootless
+        self.config.namespaces().creates(NamespaceKind::User)
     }
 }
 
@@ -91,14 +77,19 @@ pub struct ExecPlan {
     pub container_pid: Pid,
     /// The namespace kinds the container has (its config's `linux.namespaces`).
     pub namespaces: Vec<NamespaceKind>,
-    pub process: ProcessPlan,
-    /// The container's `noNewPrivileges`-independent settings come from the process.
+    /// The container has no mount namespace: the process chroots into the init's root.
+    pub chroot: bool,
+    pub process: ProcessConfig,
+    pub stdio: Stdio,
     pub no_new_keyring: bool,
-    /// Landlock on (the container's `bulwark.landlock` annotation is not "false").
+    /// Landlock on for this process (the container's rule, for this process's bounding
+    /// set).
     pub landlock: bool,
+    /// `linux.personality` of the container.
+    pub personality: Option<u32>,
     /// The container's `linux.seccomp`, compiled by the runtime: exec'd processes get it too.
     pub seccomp: Option<bulwark_seccomp::Filter>,
     /// The container's user namespace denies setgroups(2) (see
-    /// [`crate::spec_denies_setgroups`]).
+    /// [`Config::setgroups_denied`]).
     pub setgroups_denied: bool,
 }

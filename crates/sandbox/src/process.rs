@@ -1,66 +1,81 @@
 //! The container process's own settings: limits, scheduling, identity, capabilities,
-//! and finally the exec of the user's program. Shared by `create` and `exec`.
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
+//! and finally the exec of the user's program. Shared by `create` and `exec`; what they
+//! apply was decided by planning ([`ProcessConfig`]), so nothing here re-checks it.
 use std::path::{Path, PathBuf};
 
-use bulwark_spec::runtime::{
-    Capabilities, Linux, LinuxSchedulerFlag, LinuxSchedulerPolicy, PosixRlimitType, Process,
-};
+use bulwark_spec::linux::MemoryPolicy;
+use bulwark_spec::runtime::PosixRlimitType;
+use bulwark_spec::{CpuList, ProcessConfig};
 use bulwark_sys::tune;
 use caps::CapSet;
+use nix::errno::Errno;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::unistd::{Gid, Uid};
 
 use crate::StepError;
 
+/// What the container as a whole sets on each of its processes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shared<'a> {
+    pub personality: Option<u32>,
+    pub memory_policy: Option<&'a MemoryPolicy>,
+}
+
 /// Settings that need privileges the process is about to lose: rlimits (raising a hard
-/// limit), oom_score_adj (lowering it), scheduler, io priority, memory policy, affinity.
+/// limit), oom_score_adj (lowering it), personality, scheduler, io priority, memory
+/// policy, initial affinity.
 pub fn apply_privileged_settings(
-    process: &Process,
-    linux: Option<&Linux>,
+    process: &ProcessConfig,
+    shared: Shared<'_>,
 ) -> Result<(), StepError> {
-    apply_rlimits(process)?;
+    for (index, rlimit) in process.rlimits().iter().enumerate() {
+        setrlimit(rlimit_resource(rlimit.kind), rlimit.soft, rlimit.hard).map_err(
+            StepError::sys(format!(
+                "setting process.rlimits[{index}] ({})",
+                rlimit.kind
+            )),
+        )?;
+    }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .map_err(|e| StepError::msg(format!("setting process.oomScoreAdj {adj}: {e}")))?;
     }
-    if let Some(personality) = linux.and_then(|l| l.personality().as_ref()) {
-        let persona = match personality.domain() {
-            bulwark_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
-            bulwark_spec::runtime::LinuxPersonalityDomain::PerLinux => 0,
-        };
-        nix::sys::personality::set(nix::sys::personality::Persona::from_bits_retain(persona))
-            .map_err(StepError::sys("setting linux.personality"))?;
+    if let Some(persona) = shared.personality {
+        nix::sys::personality::set(nix::sys::personality::Persona::from_bits_retain(
+            persona as i32,
+        ))
+        .map_err(StepError::sys("setting linux.personality"))?;
     }
     if let Some(io) = process.io_priority() {
-        let class = match io.class() {
-            bulwark_spec::runtime::IOPriorityClass::IoprioClassRt => 1,
-            bulwark_spec::runtime::IOPriorityClass::IoprioClassBe => 2,
-            bulwark_spec::runtime::IOPriorityClass::IoprioClassIdle => 3,
-        };
-        tune::set_io_priority(class, io.priority() as u32)
+        tune::set_io_priority(io.class, io.level)
             .map_err(StepError::sys("setting process.ioPriority"))?;
     }
-    if let Some(scheduler) = process.scheduler() {
-        apply_scheduler(scheduler)?;
+    if let Some(s) = process.scheduler() {
+        tune::set_scheduler(tune::SchedAttr {
+            policy: s.policy,
+            flags: s.flags,
+            nice: s.nice,
+            priority: s.priority,
+            runtime: s.runtime,
+            deadline: s.deadline,
+            period: s.period,
+            ..Default::default()
+        })
+        .map_err(StepError::sys("setting process.scheduler"))?;
     }
-    if let Some(policy) = linux.and_then(|l| l.memory_policy().as_ref()) {
-        apply_memory_policy(policy)?;
+    if let Some(policy) = shared.memory_policy {
+        tune::set_memory_policy(policy.mode, &policy.nodes)
+            .map_err(StepError::sys("setting linux.memoryPolicy"))?;
     }
-    if let Some(cpus) = process
-        .exec_cpu_affinity()
-        .as_ref()
-        .and_then(|a| a.initial().as_deref())
-    {
+    if let Some(cpus) = process.affinity_initial() {
         set_affinity(cpus, "process.execCPUAffinity.initial")?;
     }
     Ok(())
 }
 
-fn rlimit_resource(typ: PosixRlimitType) -> Option<Resource> {
+fn rlimit_resource(kind: PosixRlimitType) -> Resource {
     use PosixRlimitType as T;
-    Some(match typ {
+    match kind {
         T::RlimitCpu => Resource::RLIMIT_CPU,
         T::RlimitFsize => Resource::RLIMIT_FSIZE,
         T::RlimitData => Resource::RLIMIT_DATA,
@@ -77,117 +92,14 @@ fn rlimit_resource(typ: PosixRlimitType) -> Option<Resource> {
         T::RlimitNice => Resource::RLIMIT_NICE,
         T::RlimitRtprio => Resource::RLIMIT_RTPRIO,
         T::RlimitRttime => Resource::RLIMIT_RTTIME,
-        #[allow(unreachable_patterns)]
-        _ => return None,
-    })
-}
-
-fn apply_rlimits(process: &Process) -> Result<(), StepError> {
-    for (index, rlimit) in process.rlimits().iter().flatten().enumerate() {
-        let resource = rlimit_resource(rlimit.typ()).ok_or_else(|| {
-            StepError::msg(format!(
-                "process.rlimits[{index}].type {} is not supported",
-                rlimit.typ()
-            ))
-        })?;
-        setrlimit(resource, rlimit.soft(), rlimit.hard()).map_err(StepError::sys(format!(
-            "setting process.rlimits[{index}] ({})",
-            rlimit.typ()
-        )))?;
     }
-    Ok(())
 }
 
-fn apply_scheduler(scheduler: &bulwark_spec::runtime::Scheduler) -> Result<(), StepError> {
-    use LinuxSchedulerPolicy as P;
-    let policy = match scheduler.policy() {
-        P::SchedOther => 0,
-        P::SchedFifo => 1,
-        P::SchedRr => 2,
-        P::SchedBatch => 3,
-        P::SchedIso => 4,
-        P::SchedIdle => 5,
-        P::SchedDeadline => 6,
-    };
-    let flags = scheduler.flags().iter().flatten().fold(0u64, |acc, flag| {
-        acc | match flag {
-            LinuxSchedulerFlag::SchedResetOnFork => 0x01,
-            LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
-            LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
-            LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
-            LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
-            LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
-            LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
-        }
-    });
-    tune::set_scheduler(tune::SchedAttr {
-        policy,
-        flags,
-        nice: scheduler.nice().unwrap_or(0),
-        priority: scheduler.priority().unwrap_or(0) as u32,
-        runtime: scheduler.runtime().unwrap_or(0),
-        deadline: scheduler.deadline().unwrap_or(0),
-        period: scheduler.period().unwrap_or(0),
-        ..Default::default()
-    })
-    .map_err(StepError::sys("setting process.scheduler"))
-}
-
-fn apply_memory_policy(policy: &bulwark_spec::runtime::LinuxMemoryPolicy) -> Result<(), StepError> {
-    use bulwark_spec::runtime::{MemoryPolicyFlagType as F, MemoryPolicyModeType as M};
-    let mut mode = match policy.mode() {
-        M::MpolDefault => 0,
-        M::MpolPreferred => 1,
-        M::MpolBind => 2,
-        M::MpolInterleave => 3,
-        M::MpolLocal => 4,
-        M::MpolPreferredMany => 5,
-        M::MpolWeightedInterleave => 6,
-    };
-    for flag in policy.flags().iter().flatten() {
-        mode |= match flag {
-            F::MpolFNumaBalancing => 1 << 13,
-            F::MpolFRelativeNodes => 1 << 14,
-            F::MpolFStaticNodes => 1 << 15,
-        };
-    }
-    let mut mask = Vec::new();
-    if let Some(nodes) = policy.nodes() {
-        for node in parse_list(nodes, "linux.memoryPolicy.nodes")? {
-            if mask.len() <= node / 64 {
-                mask.resize(node / 64 + 1, 0u64);
-            }
-            mask[node / 64] |= 1 << (node % 64);
-        }
-    }
-    tune::set_memory_policy(mode, &mask).map_err(StepError::sys("setting linux.memoryPolicy"))
-}
-
-/// Parses a list such as `0-3,7` into its members.
-pub(crate) fn parse_list(list: &str, field: &str) -> Result<Vec<usize>, StepError> {
-    let bad = || {
-        StepError::msg(format!(
-            "{field} {list:?} is not valid (expected a list such as 0-3,7)"
-        ))
-    };
-    let mut out = Vec::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
-        let lo: usize = lo.trim().parse().map_err(|_| bad())?;
-        let hi: usize = hi.trim().parse().map_err(|_| bad())?;
-        if lo > hi || hi > 8192 {
-            return Err(bad());
-        }
-        out.extend(lo..=hi);
-    }
-    Ok(out)
-}
-
-/// Pins the process to the listed cpus.
-pub fn set_affinity(list: &str, field: &str) -> Result<(), StepError> {
+/// Pins the process to the listed CPUs (`field` names them in errors).
+pub fn set_affinity(cpus: &CpuList, field: &str) -> Result<(), StepError> {
     let mut set = nix::sched::CpuSet::new();
-    for cpu in parse_list(list, field)? {
-        set.set(cpu)
+    for cpu in &cpus.0 {
+        set.set(*cpu)
             .map_err(StepError::sys(format!("{field}: cpu {cpu}")))?;
     }
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
@@ -201,46 +113,32 @@ pub fn enter_cwd(cwd: &Path) -> Result<(), StepError> {
         "entering process.cwd {}",
         cwd.display()
     )))?;
-    let now = nix::unistd::getcwd().map_err(|_| {
+    let outside = || {
         StepError::msg(format!(
             "process.cwd {} is outside the container's root",
             cwd.display()
         ))
-    })?;
-    if !now.is_absolute() {
-        return Err(StepError::msg(format!(
-            "process.cwd {} is outside the container's root",
-            cwd.display()
-        )));
+    };
+    match nix::unistd::getcwd() {
+        Ok(now) if now.is_absolute() => Ok(()),
+        _ => Err(outside()),
     }
-    Ok(())
-}
-
-fn env_value<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
-    env.iter()
-        .rev()
-        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
 }
 
 /// Finds the program to run as a shell would, with the container's `PATH`. The wording
 /// of the errors is the one engines look for to pick exit codes 126 and 127.
-pub fn resolve_executable(program: &str, env: &[String]) -> Result<PathBuf, StepError> {
+pub fn resolve_executable(process: &ProcessConfig) -> Result<PathBuf, StepError> {
+    let program = process.program();
     let check = |path: &Path| -> Result<(), StepError> {
-        let meta = std::fs::metadata(path).map_err(|e| {
-            StepError::msg(format!(
-                "exec: {program:?}: stat {}: {}",
-                path.display(),
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    "no such file or directory".to_string()
-                } else {
-                    e.to_string()
-                }
-            ))
+        let meta = std::fs::metadata(path).map_err(|e| StepError::Exec {
+            program: program.to_owned(),
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)),
         })?;
         if meta.is_dir() || nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_err() {
-            return Err(StepError::msg(format!(
-                "exec: {program:?}: permission denied"
-            )));
+            return Err(StepError::Exec {
+                program: program.to_owned(),
+                errno: Errno::EACCES,
+            });
         }
         Ok(())
     };
@@ -249,7 +147,8 @@ pub fn resolve_executable(program: &str, env: &[String]) -> Result<PathBuf, Step
         check(&path)?;
         return Ok(path);
     }
-    let search = env_value(env, "PATH")
+    let search = process
+        .env_var("PATH")
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     let mut denied = None;
     for dir in search.split(':').filter(|d| !d.is_empty()) {
@@ -261,66 +160,9 @@ pub fn resolve_executable(program: &str, env: &[String]) -> Result<PathBuf, Step
             }
         }
     }
-    Err(denied.unwrap_or_else(|| {
-        StepError::msg(format!(
-            "exec: {program:?}: executable file not found in $PATH"
-        ))
+    Err(denied.unwrap_or_else(|| StepError::NotInPath {
+        program: program.to_owned(),
     }))
-}
-
-/// The capabilities named in `set`, less those this kernel does not have (`supported`).
-fn cap_list(
-    set: &Option<Capabilities>,
-    field: &str,
-    supported: &caps::CapsHashSet,
-) -> Result<caps::CapsHashSet, StepError> {
-    let mut out = caps::CapsHashSet::new();
-    for cap in set.iter().flatten() {
-        let name = serde_json::to_value(cap)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let parsed: caps::Capability = name.parse().map_err(|_| {
-            StepError::msg(format!(
-                "{field}: {name} is not a capability this runtime knows"
-            ))
-        })?;
-        // Capabilities this kernel does not have are skipped, as runc does.
-        if supported.contains(&parsed) {
-            out.insert(parsed);
-        }
-    }
-    Ok(out)
-}
-
-/// Refuses capabilities outside the runtime's own bounding set: they can never be given,
-/// and finding out only after `start` would look like the program failing.
-pub fn check_capabilities_grantable(process: &Process) -> Result<(), StepError> {
-    let Some(wanted) = process.capabilities() else {
-        return Ok(());
-    };
-    let ours = caps::read(None, CapSet::Bounding)
-        .map_err(|e| StepError::msg(format!("reading the bounding set: {e}")))?;
-    let supported = caps::runtime::thread_all_supported();
-    let sets = [
-        ("bounding", wanted.bounding()),
-        ("effective", wanted.effective()),
-        ("permitted", wanted.permitted()),
-        ("inheritable", wanted.inheritable()),
-        ("ambient", wanted.ambient()),
-    ];
-    for (name, set) in sets {
-        let field = format!("process.capabilities.{name}");
-        if let Some(missing) = cap_list(set, &field, &supported)?
-            .into_iter()
-            .find(|cap| !ours.contains(cap))
-        {
-            return Err(StepError::msg(format!(
-                "{field}: {missing} cannot be granted: it is not in the runtime's own bounding set on this host"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// A capability object with every set empty.
@@ -332,55 +174,35 @@ pub fn no_capabilities() -> bulwark_spec::runtime::LinuxCapabilities {
 /// `before_narrowing` runs once the ids are switched, while every permitted capability
 /// is still effective (the seccomp filter goes on there when it needs CAP_SYS_ADMIN).
 pub fn switch_user(
-    process: &Process,
+    process: &ProcessConfig,
     setgroups_denied: bool,
     before_narrowing: impl FnOnce() -> Result<(), StepError>,
 ) -> Result<(), StepError> {
-    // Not `unwrap_or_default()`: oci-spec's default grants capabilities; absent means none.
-    let wanted = process
-        .capabilities()
-        .clone()
-        .unwrap_or_else(no_capabilities);
+    let wanted = process.capabilities();
     let field = "process.capabilities";
-    let supported = caps::runtime::thread_all_supported();
-    let set = |name: &str, caps: &Option<Capabilities>| {
-        cap_list(caps, &format!("{field}.{name}"), &supported)
-    };
-    let bounding = set("bounding", wanted.bounding())?;
-    let effective = set("effective", wanted.effective())?;
-    let permitted = set("permitted", wanted.permitted())?;
-    let inheritable = set("inheritable", wanted.inheritable())?;
-    let ambient = set("ambient", wanted.ambient())?;
-
     // The bounding set can only shrink while CAP_SETPCAP is still effective.
-    for cap in &supported {
-        if !bounding.contains(cap) {
-            caps::drop(None, CapSet::Bounding, *cap).map_err(|e| {
+    for cap in caps::runtime::thread_all_supported() {
+        if !wanted.bounding.contains(cap) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
                 StepError::msg(format!("dropping {cap} from the bounding set: {e}"))
             })?;
         }
     }
     nix::sys::prctl::set_keepcaps(true).map_err(StepError::sys("PR_SET_KEEPCAPS"))?;
     let user = process.user();
-    let groups: Vec<Gid> = user
-        .additional_gids()
-        .iter()
-        .flatten()
-        .map(|g| Gid::from_raw(*g))
-        .collect();
-    set_groups(&groups, setgroups_denied)?;
-    let gid = Gid::from_raw(user.gid());
+    set_groups(&user.additional_gids, setgroups_denied)?;
+    let gid = Gid::from_raw(user.gid);
     nix::unistd::setresgid(gid, gid, gid).map_err(StepError::sys(format!(
         "setting process.user.gid {}",
-        user.gid()
+        user.gid
     )))?;
-    let uid = Uid::from_raw(user.uid());
+    let uid = Uid::from_raw(user.uid);
     nix::unistd::setresuid(uid, uid, uid).map_err(StepError::sys(format!(
         "setting process.user.uid {}",
-        user.uid()
+        user.uid
     )))?;
     nix::sys::prctl::set_keepcaps(false).map_err(StepError::sys("PR_SET_KEEPCAPS"))?;
-    if let Some(mask) = user.umask() {
+    if let Some(mask) = user.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
 
@@ -394,78 +216,83 @@ pub fn switch_user(
     // The kernel wants effective within permitted at every step: narrow effective first.
     caps::set(None, CapSet::Effective, &kept).map_err(cap_err("effective"))?;
     before_narrowing()?;
-    caps::set(None, CapSet::Inheritable, &inheritable).map_err(cap_err("inheritable"))?;
-    caps::set(None, CapSet::Effective, &effective).map_err(cap_err("effective"))?;
-    caps::set(None, CapSet::Permitted, &permitted).map_err(cap_err(
-        "permitted (it must contain every effective capability)",
-    ))?;
+    caps::set(None, CapSet::Inheritable, &wanted.inheritable.to_hash_set())
+        .map_err(cap_err("inheritable"))?;
+    caps::set(None, CapSet::Effective, &wanted.effective.to_hash_set())
+        .map_err(cap_err("effective"))?;
+    caps::set(None, CapSet::Permitted, &wanted.permitted.to_hash_set())
+        .map_err(cap_err("permitted"))?;
     caps::clear(None, CapSet::Ambient).map_err(cap_err("ambient"))?;
-    for cap in ambient {
+    // Planning kept only ambient capabilities that are permitted and inheritable.
+    for cap in wanted.ambient.iter() {
         caps::raise(None, CapSet::Ambient, cap).map_err(cap_err("ambient"))?;
     }
     Ok(())
 }
 
 /// `process.user.additionalGids`. Where a runtime without root mapped only its own gid
-/// (`setgroups_denied`, see [`crate::idmap::denies_setgroups`]) the kernel refuses
-/// setgroups(2), and the process keeps the groups the runtime was started with.
-fn set_groups(groups: &[Gid], setgroups_denied: bool) -> Result<(), StepError> {
-    let raw: Vec<u32> = groups.iter().map(|g| g.as_raw()).collect();
+/// (`setgroups_denied`) the kernel refuses setgroups(2), and the process keeps the
+/// groups the runtime was started with.
+fn set_groups(groups: &[u32], setgroups_denied: bool) -> Result<(), StepError> {
     if setgroups_denied {
         if groups.is_empty() {
             return Ok(());
         }
         return Err(StepError::msg(format!(
-            "process.user.additionalGids {raw:?} cannot be set: setgroups is denied in this user namespace, because the rootless runtime mapped only its own gid (map more gids, from /etc/subgid, in linux.gidMappings)"
+            "process.user.additionalGids {groups:?} cannot be set: setgroups is denied in this user namespace, because the rootless runtime mapped only its own gid (map more gids, from /etc/subgid, in linux.gidMappings)"
         )));
     }
-    nix::unistd::setgroups(groups).map_err(StepError::sys(format!(
-        "setting process.user.additionalGids {raw:?}"
+    let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&gids).map_err(StepError::sys(format!(
+        "setting process.user.additionalGids {groups:?}"
     )))
+}
+
+/// Applies the LSM labels the program runs under from its exec on (planning kept them
+/// only where the host can apply them).
+pub fn set_exec_labels(process: &ProcessConfig) -> Result<(), StepError> {
+    if let Some(profile) = process.apparmor_profile() {
+        write_exec_attr("apparmor/exec", "exec", &format!("exec {profile}")).map_err(|e| {
+            StepError::msg(format!("applying process.apparmorProfile {profile:?}: {e}"))
+        })?;
+    }
+    if let Some(label) = process.selinux_label() {
+        write_exec_attr("exec", "exec", label)
+            .map_err(|e| StepError::msg(format!("applying process.selinuxLabel {label:?}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Writes `/proc/thread-self/attr/<attr>` (or the older `attr/<fallback>`).
+fn write_exec_attr(attr: &str, fallback: &str, value: &str) -> std::io::Result<()> {
+    let path = format!("/proc/thread-self/attr/{attr}");
+    let path = if Path::new(&path).exists() {
+        path
+    } else {
+        format!("/proc/thread-self/attr/{fallback}")
+    };
+    std::fs::write(path, value)
 }
 
 /// Replaces the process with the user's program; returns only on failure.
 pub fn exec(
     path: &Path,
-    process: &Process,
+    process: &ProcessConfig,
     seccomp: Option<&bulwark_seccomp::Filter>,
 ) -> StepError {
-    let to_c =
-        |s: &str| CString::new(s).map_err(|_| StepError::msg(format!("{s:?} contains a NUL byte")));
-    let build = || -> Result<(CString, Vec<CString>, Vec<CString>), StepError> {
-        let program = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| StepError::msg("program path contains a NUL byte"))?;
-        let args = process
-            .args()
-            .iter()
-            .flatten()
-            .map(|a| to_c(a))
-            .collect::<Result<_, _>>()?;
-        let env = process
-            .env()
-            .iter()
-            .flatten()
-            .map(|e| to_c(e))
-            .collect::<Result<_, _>>()?;
-        Ok((program, args, env))
+    let program = match std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) {
+        Ok(program) => program,
+        Err(_) => return StepError::msg("the program path contains a NUL byte"),
     };
-    let ready = build().and_then(|built| {
-        crate::seccomp::install_at(crate::seccomp::Before::Exec, seccomp, process, None)?;
-        Ok(built)
-    });
-    match ready {
-        Ok((program, args, env)) => match nix::unistd::execve(&program, &args, &env) {
-            Err(nix::errno::Errno::EACCES) => StepError::msg(format!(
-                "exec: {:?}: permission denied",
-                path.display().to_string()
-            )),
-            Err(nix::errno::Errno::ENOENT) => StepError::msg(format!(
-                "exec: {:?}: no such file or directory",
-                path.display().to_string()
-            )),
-            Err(e) => StepError::msg(format!("exec {}: {e}", path.display())),
-        },
-        Err(e) => e,
+    if let Err(e) = set_exec_labels(process).and_then(|()| {
+        crate::seccomp::install_at(crate::seccomp::Before::Exec, seccomp, process, None)
+    }) {
+        return e;
+    }
+    let Err(errno) = nix::unistd::execve(&program, process.args(), process.env());
+    StepError::Exec {
+        program: path.display().to_string(),
+        errno,
     }
 }
 
@@ -473,31 +300,29 @@ pub fn exec(
 mod tests {
     use super::*;
 
-    #[test]
-    fn lists_parse() {
-        assert_eq!(parse_list("0-2,5", "f").unwrap(), vec![0, 1, 2, 5]);
-        assert!(parse_list("3-1", "f").is_err());
-        assert!(parse_list("x", "f").is_err());
+    fn process(env: &[&str], program: &str) -> ProcessConfig {
+        let process: bulwark_spec::runtime::Process = serde_json::from_value(serde_json::json!({
+            "args": [program], "cwd": "/", "user": {"uid": 0, "gid": 0}, "env": env}))
+        .unwrap();
+        ProcessConfig::plan(&process, &bulwark_spec::Host::privileged(), &mut Vec::new()).unwrap()
     }
 
     #[test]
-    fn env_lookup_takes_the_last() {
-        let env = vec![
-            "PATH=/a".to_string(),
-            "PATHX=1".to_string(),
-            "PATH=/b".to_string(),
-        ];
-        assert_eq!(env_value(&env, "PATH"), Some("/b"));
-    }
-
-    #[test]
-    fn missing_program_wording() {
-        let err =
-            resolve_executable("no-such-program-xyz", &["PATH=/nonexistent".into()]).unwrap_err();
+    fn missing_program_wording_and_exit_codes() {
+        let err = resolve_executable(&process(&["PATH=/nonexistent"], "no-such-program-xyz"))
+            .unwrap_err();
         assert!(err
             .to_string()
             .contains("executable file not found in $PATH"));
-        let err = resolve_executable("/nonexistent/prog", &[]).unwrap_err();
-        assert!(err.to_string().contains("no such file or directory"));
+        assert_eq!(err.exit_code(), 127);
+        let err = resolve_executable(&process(&[], "/nonexistent/prog")).unwrap_err();
+        assert!(
+            err.to_string().contains("no such file or directory"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), 127);
+        let err = resolve_executable(&process(&[], "/")).unwrap_err();
+        assert!(err.to_string().contains("permission denied"), "{err}");
+        assert_eq!(err.exit_code(), 126);
     }
 }

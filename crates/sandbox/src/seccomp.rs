@@ -10,7 +10,7 @@
 use std::os::fd::AsFd;
 
 use bulwark_seccomp::Filter;
-use bulwark_spec::runtime::Process;
+use bulwark_spec::ProcessConfig;
 
 use crate::message::{Channel, ToParent};
 use crate::StepError;
@@ -23,10 +23,10 @@ pub enum Before {
     Exec,
 }
 
-pub fn when(filter: &Filter, process: &Process) -> Before {
+pub fn when(filter: &Filter, process: &ProcessConfig) -> Before {
     if filter.listener.is_some() {
         Before::Ready
-    } else if process.no_new_privileges().unwrap_or(false) {
+    } else if process.no_new_privileges() {
         Before::Exec
     } else {
         Before::CapabilityDrop
@@ -37,7 +37,7 @@ pub fn when(filter: &Filter, process: &Process) -> Before {
 pub fn install_at(
     now: Before,
     filter: Option<&Filter>,
-    process: &Process,
+    process: &ProcessConfig,
     channel: Option<&Channel>,
 ) -> Result<(), StepError> {
     let Some(filter) = filter.filter(|f| when(f, process) == now) else {

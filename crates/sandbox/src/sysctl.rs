@@ -1,5 +1,4 @@
 //! Writing `linux.sysctl` through the container's own `/proc/sys`.
-use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -10,7 +9,7 @@ use crate::StepError;
 
 /// Writes each sysctl. Paths are resolved beneath `/proc/sys` with no symlinks and no
 /// crossing into another filesystem, and the result must be procfs.
-pub fn apply(sysctls: &HashMap<String, String>) -> Result<(), StepError> {
+pub fn apply(sysctls: &[(String, String)]) -> Result<(), StepError> {
     if sysctls.is_empty() {
         return Ok(());
     }

@@ -1,19 +1,9 @@
 //! Reading `config.json` from a bundle directory.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use oci_spec::runtime::Spec;
 
-use crate::{validate, SpecError};
-
-/// A bundle whose configuration passed [`validate`].
-#[derive(Debug, Clone)]
-pub struct Bundle {
-    /// The bundle directory, absolute.
-    pub dir: PathBuf,
-    /// The container's root filesystem, absolute.
-    pub rootfs: PathBuf,
-    pub spec: Spec,
-}
+use crate::{Config, Host, Planned, SpecError};
 
 /// Parses `config.json` text, reporting the JSON path of the first bad field.
 pub fn parse_config(text: &[u8]) -> Result<Spec, SpecError> {
@@ -32,8 +22,8 @@ pub fn parse_config(text: &[u8]) -> Result<Spec, SpecError> {
     })
 }
 
-/// Loads and validates `<dir>/config.json`.
-pub fn load_bundle(dir: &Path) -> Result<Bundle, SpecError> {
+/// Loads `<dir>/config.json` and plans it for `host`.
+pub fn load_bundle(dir: &Path, host: &Host) -> Result<Planned, SpecError> {
     let dir = std::path::absolute(dir).map_err(|source| SpecError::Read {
         path: dir.to_path_buf(),
         source,
@@ -66,6 +56,5 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, SpecError> {
             ))
         }
     }
-    validate(&spec)?;
-    Ok(Bundle { dir, rootfs, spec })
+    Config::plan(spec, dir, rootfs, host)
 }

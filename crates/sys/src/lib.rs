@@ -10,6 +10,7 @@
 pub mod bpf;
 pub mod copy;
 pub mod fs;
+pub mod landlock;
 pub mod mount;
 pub mod net;
 pub mod phase;
