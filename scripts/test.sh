@@ -22,6 +22,7 @@ runner="$PWD/target/v2-suite.sh"
 {
   echo '#!/bin/sh'
   echo "export BULWARK_RUNTIME='$BULWARK_RUNTIME'"
+  echo "export BULWARK_TESTS_STRICT='${BULWARK_TESTS_STRICT:-0}'"
   echo 'status=0'
   cargo test --no-run --message-format=json -p bulwark-cgroups -p bulwark-tests 2>/dev/null \
     | python3 -c '

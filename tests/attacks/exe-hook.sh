@@ -15,6 +15,8 @@ fi
 exec 3</proc/1/exe
 (
     i=0
+    # ETXTBSY while a runtime still runs the file (a foreground `run` does until the
+    # container exits): ten seconds of tries, then ETXTBSY is the verdict.
     while [ $i -lt 100 ]; do
         r=$($check rewrite /proc/self/fd/3)
         [ "$r" != ETXTBSY ] && break

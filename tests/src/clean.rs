@@ -116,9 +116,12 @@ fn names_path(cmdline: &str, needle: &str) -> bool {
     })
 }
 
-/// Polls `condition` every 20 ms until it holds, panicking with `what` after `timeout`.
+/// Polls `condition` every 20 ms until it holds, panicking with `what` after
+/// [`default_timeout`] (a minute, or `BULWARK_TEST_TIMEOUT`): the deadline catches a hang,
+/// never a slow machine.
 #[track_caller]
-pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let timeout = crate::process::default_timeout();
     let deadline = Instant::now() + timeout;
     while !condition() {
         if Instant::now() >= deadline {
@@ -188,7 +191,7 @@ mod tests {
         let pid = child.id() as i32;
         let needle = bundle.path().to_string_lossy().into_owned();
         let seen = std::panic::catch_unwind(|| {
-            wait_until(Duration::from_secs(5), "the child shows up", || {
+            wait_until("the child shows up", || {
                 processes_mentioning(&needle).iter().any(|(p, _)| *p == pid)
             })
         });

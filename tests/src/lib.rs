@@ -30,3 +30,23 @@ pub use paths::{target_dir, workspace_root, TempDir};
 pub use process::{default_timeout, field, run_captured, Output, Spawned};
 pub use runtime::Runtime;
 pub use spec::{idmap_unsupported, spec_bundle};
+
+/// CI runs with `BULWARK_TESTS_STRICT=1`: a test that cannot check what it claims because
+/// a tool, a package or a host capability it needs is missing fails instead of skipping.
+pub fn strict() -> bool {
+    std::env::var("BULWARK_TESTS_STRICT").is_ok_and(|v| v == "1")
+}
+
+/// Returns from the test saying why it cannot check anything here; under
+/// [`strict`] (CI) it fails instead.
+#[macro_export]
+macro_rules! skip_or_fail {
+    ($($why:tt)*) => {{
+        let why = format!($($why)*);
+        if $crate::strict() {
+            panic!("this test cannot check what it claims here: {why} (BULWARK_TESTS_STRICT=1 makes that a failure)");
+        }
+        eprintln!("skipped: {why}");
+        return;
+    }};
+}

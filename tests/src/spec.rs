@@ -2,7 +2,6 @@
 //! make the idmapped mounts the hardened profile uses.
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -41,11 +40,9 @@ pub fn idmap_unsupported(path: &Path) -> Option<String> {
         .expect("running unshare (util-linux)");
     let pid = holder.id();
     let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
-    crate::wait_until(
-        Duration::from_secs(10),
-        "unshare to make its user namespace",
-        || std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|ns| ns != ours),
-    );
+    crate::wait_until("unshare to make its user namespace", || {
+        std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|ns| ns != ours)
+    });
     for file in ["uid_map", "gid_map"] {
         std::fs::write(format!("/proc/{pid}/{file}"), "0 100000 1\n").unwrap();
     }

@@ -325,7 +325,7 @@ impl EventStream {
             out,
             _dir: dir,
         };
-        wait_until(Duration::from_secs(10), "events prints stats", || {
+        wait_until("events prints stats", || {
             stream.events().iter().any(|e| e["type"] == "stats")
         });
         stream
@@ -379,13 +379,9 @@ fn events_report_an_oom_kill_in_the_container() {
     let bundle = with_resources(sh(&script), memory_32m());
     let (id, events) = start_watched(&rt, &bundle);
     let status = bundle.rootfs().join("tmp/status");
-    wait_until(Duration::from_secs(30), "the allocation ends", || {
-        read_number(&status).is_some()
-    });
+    wait_until("the allocation ends", || read_number(&status).is_some());
     assert_eq!(read_number(&status), Some(137), "the allocation's status");
-    wait_until(Duration::from_secs(10), "events reports an oom", || {
-        events.saw_oom(&id)
-    });
+    wait_until("events reports an oom", || events.saw_oom(&id));
     // Only the allocating child was killed; the container goes on.
     assert_eq!(rt.state(&id)["status"], "running");
     let memory = &stats(&rt, &id)["data"]["memory"]["usage"];
@@ -403,10 +399,10 @@ fn events_report_an_oom_kill_of_the_init() {
     let rt = Runtime::new();
     let bundle = with_resources(sh(ALLOCATE), memory_32m());
     let (id, mut events) = start_watched(&rt, &bundle);
-    wait_until(Duration::from_secs(30), "the init is OOM-killed", || {
+    wait_until("the init is OOM-killed", || {
         rt.state(&id)["status"] == "stopped"
     });
-    wait_until(Duration::from_secs(5), "the stream ends", || {
+    wait_until("the stream ends", || {
         events.child.try_wait().is_ok_and(|s| s.is_some())
     });
     assert!(events.saw_oom(&id), "no oom event: {:?}", events.events());
@@ -423,9 +419,7 @@ fn pids_limit_stops_a_fork_bomb() {
     let bundle = with_resources(sh(&bomb), json!({"pids": {"limit": 20}}));
     let id = start_detached(&rt, &bundle);
     let status = bundle.rootfs().join("tmp/status");
-    wait_until(Duration::from_secs(20), "the fork bomb ends", || {
-        read_number(&status).is_some()
-    });
+    wait_until("the fork bomb ends", || read_number(&status).is_some());
     assert_ne!(read_number(&status), Some(0), "every fork succeeded");
     let err = std::fs::read_to_string(bundle.rootfs().join("tmp/err")).unwrap();
     assert!(err.contains("can't fork"), "{err}");
@@ -682,7 +676,7 @@ fn pause_freezes_and_resume_continues() {
     let rt = Runtime::new();
     let bundle = counter();
     let id = start_detached(&rt, &bundle);
-    wait_until(Duration::from_secs(10), "the counter runs", || {
+    wait_until("the counter runs", || {
         count(&bundle).is_some_and(|n| n > 10)
     });
     rt.cmd(["pause", &id]).assert_success();
@@ -695,9 +689,7 @@ fn pause_freezes_and_resume_continues() {
     rt.cmd(["resume", &id]).assert_success();
     assert_eq!(rt.state(&id)["status"], "running");
     rt.cmd(["resume", &id]).assert_failure();
-    wait_until(Duration::from_secs(5), "the counter moves again", || {
-        count(&bundle) > frozen
-    });
+    wait_until("the counter moves again", || count(&bundle) > frozen);
     // delete --force of a paused container.
     rt.cmd(["pause", &id]).assert_success();
     force_delete(&rt, &bundle, &id);
@@ -711,7 +703,7 @@ fn kill_stops_a_paused_container() {
     let id = start_detached(&rt, &bundle);
     rt.cmd(["pause", &id]).assert_success();
     rt.cmd(["kill", &id, "KILL"]).assert_success();
-    wait_until(Duration::from_secs(5), "the paused container stops", || {
+    wait_until("the paused container stops", || {
         rt.state(&id)["status"] == "stopped"
     });
     rt.cmd(["delete", &id]).assert_success();
@@ -830,9 +822,7 @@ fn delete_force_cleans_up_after_a_killed_create() {
         .spawn()
         .expect("spawning create");
     let hook_pid = || processes_mentioning(&marker).first().map(|(pid, _)| *pid);
-    wait_until(Duration::from_secs(20), "the hook runs", || {
-        hook_pid().is_some()
-    });
+    wait_until("the hook runs", || hook_pid().is_some());
     let _ = create.kill();
     let _ = create.wait();
     // The hook is no container process: end it and its sleep here.
@@ -866,7 +856,7 @@ fn exec_processes_join_the_cgroup_and_kill_all_reaches_them() {
     assert_eq!(cgroup_of(exec), cgroup_of(init), "in every hierarchy");
 
     rt.cmd(["kill", "--all", &id, "KILL"]).assert_success();
-    wait_until(Duration::from_secs(5), "every process dies", || {
+    wait_until("every process dies", || {
         !Path::new(&format!("/proc/{exec}")).exists() && rt.state(&id)["status"] == "stopped"
     });
     assert_eq!(ps(&rt, &id), Vec::<i32>::new());
@@ -1009,11 +999,9 @@ fn exec_runs_in_a_sub_cgroup_given_with_dash_dash_cgroup() {
         );
     }
     for dir in container_cgroups(&rt, &id) {
-        wait_until(
-            Duration::from_secs(60),
-            "the exec'd processes leave",
-            || std::fs::remove_dir(dir.join("sub")).is_ok(),
-        );
+        wait_until("the exec'd processes leave", || {
+            std::fs::remove_dir(dir.join("sub")).is_ok()
+        });
     }
     force_delete(&rt, &bundle, &id);
 }

@@ -217,7 +217,8 @@ fn scenarios(dir: &std::path::Path, registry_image: String) -> Vec<Scenario> {
             let task = Task::start(c, &["sleep", "600"])?;
             task.task(&["kill", "-s", "SIGTERM"])?;
             task.task(&["kill", "-s", "SIGKILL"])?;
-            for _ in 0..50 {
+            let deadline = std::time::Instant::now() + bulwark_tests::default_timeout();
+            while std::time::Instant::now() < deadline {
                 if task.status()? == "STOPPED" {
                     return Ok(());
                 }

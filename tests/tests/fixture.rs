@@ -3,7 +3,6 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use bulwark_tests::{
     catches_signal, default_config, default_timeout, run_captured, wait_until, Bundle, Fixture,
@@ -139,11 +138,9 @@ fn wait_signal_names_the_signal_and_exits_128_plus_signo() {
     .unwrap();
     // chroot execs the checker in place, so the pid is the checker's.
     let pid = child.id() as i32;
-    wait_until(
-        Duration::from_secs(10),
-        "the checker catches SIGUSR1",
-        || catches_signal(pid, libc::SIGUSR1),
-    );
+    wait_until("the checker catches SIGUSR1", || {
+        catches_signal(pid, libc::SIGUSR1)
+    });
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGUSR1).unwrap();
     let output = child.finish(default_timeout());
     assert_eq!(output.stdout, "SIGUSR1\n");

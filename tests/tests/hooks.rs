@@ -128,7 +128,7 @@ fn create(rt: &Runtime, bundle: &Bundle, id: &str) -> Output {
 #[track_caller]
 fn stop_and_delete(rt: &Runtime, id: &str) -> Output {
     rt.cmd(["kill", id, "KILL"]).assert_success();
-    wait_until(Duration::from_secs(10), "the container stops", || {
+    wait_until("the container stops", || {
         rt.state(id)["status"] == "stopped"
     });
     rt.cmd(["delete", id])
@@ -149,9 +149,7 @@ fn all_six_hooks_run_at_their_points_with_the_state() {
 
     rt.cmd(["start", &id]).assert_success();
     // Their relative order is poststart_runs_after_the_program_is_executed's business.
-    wait_until(Duration::from_secs(5), "both start hooks log", || {
-        log.names().len() == 5
-    });
+    wait_until("both start hooks log", || log.names().len() == 5);
     let mut started = log.names()[3..].to_vec();
     started.sort();
     assert_eq!(started, ["poststart", "startContainer"]);
@@ -257,7 +255,8 @@ fn hook_timeout_kills_the_hook_and_fails_create() {
     let output = create(&rt, &bundle, &rt.unique_id());
     let took = started.elapsed();
     output.assert_failure();
-    assert!(took < Duration::from_secs(15), "create took {took:?}");
+    // Killed at its timeout, not waited for: the hook alone would take 37 s.
+    assert!(took < Duration::from_secs(35), "create took {took:?}");
     assert!(output.stderr.contains("hooks.createRuntime[0]"), "{output}");
     assert!(output.stderr.contains("timeout"), "{output}");
     let left = processes_mentioning("sleep 37.25");

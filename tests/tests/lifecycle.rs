@@ -1,7 +1,6 @@
 //! The runc command line end to end: create/start/state/kill/delete, run, exec, list,
 //! ps, pid files, exit codes and signal forwarding, on real containers.
 use std::process::Stdio;
-use std::time::Duration;
 
 use bulwark_tests::{
     catches_signal, default_timeout, wait_until, Bundle, Runtime, Spawned, CHECKER,
@@ -47,7 +46,7 @@ fn create_start_kill_delete_walks_the_states() {
 
     rt.cmd(["start", &id]).assert_success();
     assert_eq!(rt.state(&id)["status"], "running");
-    wait_until(Duration::from_secs(5), "the program to exec", || {
+    wait_until("the program to exec", || {
         String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
             .contains("sleep")
     });
@@ -56,7 +55,7 @@ fn create_start_kill_delete_walks_the_states() {
 
     rt.cmd(["delete", &id]).assert_failure();
     rt.cmd(["kill", &id, "KILL"]).assert_success();
-    wait_until(Duration::from_secs(5), "the container to stop", || {
+    wait_until("the container to stop", || {
         rt.state(&id)["status"] == "stopped"
     });
     assert_eq!(rt.state(&id)["pid"], 0);
@@ -109,7 +108,7 @@ fn run_returns_the_exit_status() {
     let child =
         Spawned::new(&mut rt.command(["run", "--bundle", killed.path().to_str().unwrap(), &id]))
             .unwrap();
-    wait_until(Duration::from_secs(10), "the container to run", || {
+    wait_until("the container to run", || {
         rt.cmd(["state", &id]).stdout.contains("\"running\"")
     });
     rt.cmd(["kill", &id, "KILL"]).assert_success();
@@ -125,16 +124,12 @@ fn assert_foreground_run_forwards_sigusr1(rt: &Runtime, bundle: &Bundle) {
     let child =
         Spawned::new(&mut rt.command(["run", "--bundle", bundle.path().to_str().unwrap(), &id]))
             .unwrap();
-    wait_until(
-        Duration::from_secs(10),
-        "the container to catch SIGUSR1",
-        || {
-            let state = rt.cmd(["state", &id]);
-            let pid = serde_json::from_str::<serde_json::Value>(&state.stdout)
-                .map_or(0, |s| s["pid"].as_i64().unwrap_or(0) as i32);
-            state.success() && pid > 0 && catches_signal(pid, libc::SIGUSR1)
-        },
-    );
+    wait_until("the container to catch SIGUSR1", || {
+        let state = rt.cmd(["state", &id]);
+        let pid = serde_json::from_str::<serde_json::Value>(&state.stdout)
+            .map_or(0, |s| s["pid"].as_i64().unwrap_or(0) as i32);
+        state.success() && pid > 0 && catches_signal(pid, libc::SIGUSR1)
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGUSR1,
@@ -212,7 +207,7 @@ fn exec_runs_in_the_containers_namespaces_with_its_settings() {
     assert!(table.stdout.contains("PID") && table.stdout.contains(&exec_pid.to_string()));
 
     rt.cmd(["kill", "--all", &id, "9"]).assert_success();
-    wait_until(Duration::from_secs(5), "every process to die", || {
+    wait_until("every process to die", || {
         !std::path::Path::new(&format!("/proc/{exec_pid}")).exists()
             && rt.state(&id)["status"] == "stopped"
     });
@@ -262,13 +257,11 @@ fn kill_takes_names_and_numbers() {
     let bundle = Bundle::with(|c| c["process"]["args"] = json!([CHECKER, "wait-signal"]));
     let id = rt.run_detached(&bundle);
     let pid = pid_of(&rt, &id);
-    wait_until(Duration::from_secs(5), "the handler", || {
-        catches_signal(pid, libc::SIGUSR2)
-    });
+    wait_until("the handler", || catches_signal(pid, libc::SIGUSR2));
     rt.cmd(["kill", &id, "NOSUCHSIG"]).assert_failure();
     rt.cmd(["kill", &id, "99"]).assert_failure();
     rt.cmd(["kill", &id, "usr2"]).assert_success();
-    wait_until(Duration::from_secs(5), "the container to exit", || {
+    wait_until("the container to exit", || {
         rt.state(&id)["status"] == "stopped"
     });
 }

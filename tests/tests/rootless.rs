@@ -5,7 +5,6 @@
 //! (and says how to delegate one when a limit needs it), and keeps its own binary out of
 //! the container's reach. Runs on v1/hybrid here and on pure cgroup v2 in the guest.
 use std::path::Path;
-use std::time::Duration;
 
 use bulwark_tests::rootless::{cgroup_v2, owner, Delegated, User, SUBORDINATE};
 use bulwark_tests::{field, spec_bundle, wait_until, Bundle, Runtime, CHECKER};
@@ -257,7 +256,7 @@ fn the_lifecycle_works_as_a_user_with_state_under_xdg_runtime_dir() {
     let pids: Vec<i32> = serde_json::from_str(&ps.assert_success().stdout).unwrap();
     assert!(!pids.is_empty(), "{ps}");
     rt.cmd(["kill", &id, "KILL"]).assert_success();
-    wait_until(Duration::from_secs(10), "the container to stop", || {
+    wait_until("the container to stop", || {
         rt.state(&id)["status"] == "stopped"
     });
     rt.cmd(["delete", &id]).assert_success();
@@ -341,7 +340,7 @@ fn a_delegated_cgroup_bounds_a_fork_bomb_and_can_be_paused_and_updated() {
     });
     run_detached(&rt, &b, &id);
     let status = b.rootfs().join("tmp/status");
-    wait_until(Duration::from_secs(30), "the fork bomb to end", || {
+    wait_until("the fork bomb to end", || {
         std::fs::read_to_string(&status).is_ok_and(|s| !s.trim().is_empty())
     });
     assert_ne!(
@@ -421,9 +420,7 @@ fn overwrite_verdict(rt: &Runtime, user: &User) -> String {
     let id = rt.unique_id();
     run_detached(rt, &b, &id);
     let result = b.rootfs().join("tmp/result");
-    wait_until(Duration::from_secs(20), "the probe's verdict", || {
-        result.exists()
-    });
+    wait_until("the probe's verdict", || result.exists());
     rt.cmd(["delete", "--force", &id]).assert_success();
     rt.assert_clean(&b);
     std::fs::read_to_string(&result).unwrap().trim().to_string()

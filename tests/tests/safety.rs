@@ -39,11 +39,7 @@ fn the_runtime_binary_cannot_be_overwritten_from_inside() {
         .assert_success();
     rt.cmd(["start", &id]).assert_success();
     let result = out_dir.path().join("result");
-    bulwark_tests::wait_until(
-        std::time::Duration::from_secs(20),
-        "the probe's verdict",
-        || result.exists(),
-    );
+    bulwark_tests::wait_until("the probe's verdict", || result.exists());
     let verdict = std::fs::read_to_string(&result).unwrap();
     assert_eq!(
         verdict.trim(),
@@ -62,11 +58,9 @@ fn launching_commands_run_from_a_read_only_mount() {
     let child =
         Spawned::new(&mut rt.command(["run", "--bundle", bundle.path().to_str().unwrap(), &id]))
             .unwrap();
-    bulwark_tests::wait_until(
-        std::time::Duration::from_secs(10),
-        "the container to run",
-        || rt.cmd(["state", &id]).stdout.contains("\"running\""),
-    );
+    bulwark_tests::wait_until("the container to run", || {
+        rt.cmd(["state", &id]).stdout.contains("\"running\"")
+    });
     let exe = std::fs::File::open(format!("/proc/{}/exe", child.id())).unwrap();
     let flags = nix::sys::statvfs::fstatvfs(&exe).unwrap().flags();
     assert!(

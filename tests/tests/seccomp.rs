@@ -5,7 +5,6 @@
 //! Probes make real system calls (`bulwark-check syscall NR ARGS`) under the filter.
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
-use std::time::Duration;
 
 use bulwark_tests::{wait_until, Bundle, Runtime, TempDir, CHECKER};
 use serde_json::{json, Value};
@@ -300,9 +299,7 @@ fn a_notify_agent_gets_the_listener_and_answers() {
     let id = rt.run_detached(&bundle);
     assert_eq!(call(&rt, &id, GETPPID, &[]), "EXDEV");
     rt.cmd(["delete", "--force", &id]).assert_success();
-    wait_until(Duration::from_secs(10), "the agent to finish", || {
-        agent.is_finished()
-    });
+    wait_until("the agent to finish", || agent.is_finished());
     let states = agent.join().unwrap();
     for (state, status) in states.iter().zip(["creating", "running"]) {
         assert_eq!(state["fds"], json!(["seccompFd"]), "{state}");

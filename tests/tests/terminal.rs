@@ -16,7 +16,10 @@ use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use serde_json::{json, Value};
 
 /// How long to wait for the runtime to connect, or a container to finish writing.
-const PATIENCE: Duration = Duration::from_secs(20);
+/// How long a terminal session may take: a deadline for hangs, as long as any test's.
+fn patience() -> Duration {
+    bulwark_tests::default_timeout()
+}
 
 /// A unix socket for `--console-socket`, in a directory of its own.
 struct ConsoleSocket {
@@ -45,7 +48,7 @@ impl ConsoleSocket {
     fn receive_master(&self) -> OwnedFd {
         let stream = self.accept();
         stream.set_nonblocking(false).unwrap();
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_read_timeout(Some(patience())).unwrap();
         let mut name = [0u8; 256];
         let mut iov = [IoSliceMut::new(&mut name)];
         let mut space = nix::cmsg_space!([RawFd; 1]);
@@ -67,7 +70,7 @@ impl ConsoleSocket {
     }
 
     fn accept(&self) -> UnixStream {
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + patience();
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => return stream,
@@ -80,9 +83,9 @@ impl ConsoleSocket {
     }
 }
 
-/// Everything written to the pty until every slave fd is closed (EIO), or `PATIENCE`.
+/// Everything written to the pty until every slave fd is closed (EIO), or `patience()`.
 fn read_master(master: &OwnedFd) -> String {
-    let deadline = Instant::now() + PATIENCE;
+    let deadline = Instant::now() + patience();
     let mut bytes = Vec::new();
     let mut buf = [0u8; 4096];
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -205,7 +208,7 @@ fn report_through_our_pty(rt: &Runtime, args: &[&str], rows: u16, cols: u16) -> 
     drop(command);
     drop(pty.slave);
     let output = read_master(&pty.master);
-    let deadline = Instant::now() + PATIENCE;
+    let deadline = Instant::now() + patience();
     let status = loop {
         if let Some(status) = runtime.try_wait().unwrap() {
             break status;

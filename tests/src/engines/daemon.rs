@@ -40,7 +40,7 @@ impl Daemon {
             log: log.to_owned(),
             leftovers_naming: None,
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(180);
         while !ready() {
             if Instant::now() > deadline {
                 panic!("{name} did not become ready:\n{}", daemon.log_tail());

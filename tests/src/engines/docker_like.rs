@@ -50,6 +50,14 @@ impl<'a> Container<'a> {
         succeed(&self.cli.cmd(&args))
     }
 
+    /// Waits until the container's log shows `line` (it says so once it is ready).
+    fn wait_for_log(&self, line: &str) {
+        crate::clean::wait_until(&format!("the log line {line:?}"), || {
+            self.cmd(&["logs"])
+                .is_ok_and(|l| l.lines().any(|l| l == line))
+        });
+    }
+
     fn inspect(&self, field: &str) -> Result<String, String> {
         self.cmd(&["inspect", "-f", &format!("{{{{{field}}}}}")])
     }
@@ -73,7 +81,8 @@ fn equal(what: &str, got: String, wanted: &str) -> Verdict {
 
 const MEMORY: &str = "memory.max";
 const MEMORY_V1: &str = "memory/memory.limit_in_bytes";
-const TRAP_TERM: &str = "echo started; trap 'echo got-term; exit 7' TERM; \
+/// Says "started" once its TERM trap is in place.
+const TRAP_TERM: &str = "trap 'echo got-term; exit 7' TERM; echo started; \
                          while true; do sleep 0.2; done";
 
 fn host_links() -> String {
@@ -89,10 +98,11 @@ fn host_links() -> String {
 /// The test HTTP GET of `path` from 127.0.0.1:`port`, retried while the server starts.
 fn http_get(port: u16, path: &str) -> Result<String, String> {
     let mut last = String::new();
-    for _ in 0..50 {
+    let deadline = std::time::Instant::now() + crate::default_timeout();
+    while std::time::Instant::now() < deadline {
         match std::net::TcpStream::connect(("127.0.0.1", port)) {
             Ok(mut stream) => {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = stream.set_read_timeout(Some(crate::default_timeout()));
                 let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
                 let mut response = String::new();
                 if stream.write_all(request.as_bytes()).is_ok()
@@ -269,7 +279,7 @@ pub fn scenarios(setup: Setup) -> Vec<Scenario> {
         }),
         scenario("logs", |c| {
             let box_ = Container::start(c, &[], &sh("echo started; sleep 600"))?;
-            crate::clean::wait_until(Duration::from_secs(20), "the log line", || {
+            crate::clean::wait_until("the log line", || {
                 box_.cmd(&["logs"]).is_ok_and(|l| l.contains("started"))
             });
             Ok(())
@@ -298,7 +308,7 @@ pub fn scenarios(setup: Setup) -> Vec<Scenario> {
         }),
         scenario("stop by SIGTERM", |c| {
             let box_ = Container::start(c, &[], &sh(TRAP_TERM))?;
-            std::thread::sleep(Duration::from_millis(500));
+            box_.wait_for_log("started");
             box_.cmd(&["stop", "-t", "20"])?;
             equal("exit code", box_.inspect(".State.ExitCode")?, "7")
         }),
@@ -310,7 +320,7 @@ pub fn scenarios(setup: Setup) -> Vec<Scenario> {
         scenario("kill", |c| {
             let script = "trap 'exit 9' USR1; echo ready; while true; do sleep 0.2; done";
             let box_ = Container::start(c, &[], &sh(script))?;
-            std::thread::sleep(Duration::from_millis(500));
+            box_.wait_for_log("ready");
             box_.cmd(&["kill", "-s", "USR1"])?;
             equal("wait", box_.cmd(&["wait"])?, "9")
         }),
@@ -324,10 +334,10 @@ pub fn scenarios(setup: Setup) -> Vec<Scenario> {
         }),
         scenario("restart", |c| {
             let box_ = Container::start(c, &[], &sh(TRAP_TERM))?;
-            std::thread::sleep(Duration::from_millis(500));
+            box_.wait_for_log("started");
             box_.cmd(&["restart", "-t", "5"])?;
             equal("running", box_.inspect(".State.Running")?, "true")?;
-            crate::clean::wait_until(Duration::from_secs(20), "the second start", || {
+            crate::clean::wait_until("the second start", || {
                 box_.cmd(&["logs"]).is_ok_and(|l| l.matches("started").count() == 2)
             });
             Ok(())
