@@ -7,24 +7,25 @@ use bulwark_spec::runtime::LinuxResources;
 use serde_json::{json, Map, Value};
 
 use crate::args::{EventsArgs, UpdateArgs};
+use crate::error::CliError;
 use crate::CmdResult;
 
 pub fn pause(root: &StateRoot, id: &str) -> CmdResult {
-    runtime::pause(root, id)
-        .map(|()| 0)
-        .map_err(|e| e.to_string())
+    runtime::pause(root, id)?;
+    Ok(0)
 }
 
 pub fn resume(root: &StateRoot, id: &str) -> CmdResult {
-    runtime::resume(root, id)
-        .map(|()| 0)
-        .map_err(|e| e.to_string())
+    runtime::resume(root, id)?;
+    Ok(0)
 }
 
 /// A size such as `512`, `64k`, `100m`, `1g` in bytes; `-1` means no limit.
-fn parse_size(flag: &str, text: &str) -> Result<i64, String> {
-    let bad = || {
-        format!("{flag} {text:?} is not valid (expected bytes, optionally with k, m or g, or -1)")
+fn parse_size(flag: &'static str, text: &str) -> Result<i64, CliError> {
+    let bad = || CliError::Flag {
+        flag,
+        value: text.to_owned(),
+        expected: "bytes, optionally with k, m or g, or -1".into(),
     };
     if text == "-1" {
         return Ok(-1);
@@ -47,19 +48,30 @@ fn parse_size(flag: &str, text: &str) -> Result<i64, String> {
 }
 
 /// The resources to apply: `--resources FILE|-` as the base, flags on top.
-fn resources(a: &UpdateArgs) -> Result<LinuxResources, String> {
+fn resources(a: &UpdateArgs) -> Result<LinuxResources, CliError> {
     let mut value = match &a.resources {
         Some(path) => {
             let mut text = String::new();
             if path.as_os_str() == "-" {
                 std::io::stdin()
                     .read_to_string(&mut text)
-                    .map_err(|e| format!("reading --resources from stdin: {e}"))?;
+                    .map_err(|source| CliError::Read {
+                        flag: "--resources",
+                        path: path.clone(),
+                        source,
+                    })?;
             } else {
-                text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read --resources {}: {e}", path.display()))?;
+                text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
+                    flag: "--resources",
+                    path: path.clone(),
+                    source,
+                })?;
             }
-            serde_json::from_str::<Value>(&text).map_err(|e| format!("--resources: {e}"))?
+            serde_json::from_str::<Value>(&text).map_err(|source| CliError::Json {
+                flag: "--resources",
+                path: path.clone(),
+                source,
+            })?
         }
         None => json!({}),
     };
@@ -106,14 +118,17 @@ fn resources(a: &UpdateArgs) -> Result<LinuxResources, String> {
     if let Some(weight) = a.blkio_weight {
         value["blockIO"] = json!({"weight": weight});
     }
-    serde_json::from_value(value).map_err(|e| format!("--resources: {e}"))
+    serde_json::from_value(value).map_err(|source| CliError::Json {
+        flag: "--resources",
+        path: a.resources.clone().unwrap_or_default(),
+        source,
+    })
 }
 
 pub fn update(root: &StateRoot, a: &UpdateArgs) -> CmdResult {
     let resources = resources(a)?;
-    runtime::update(root, &a.id, &resources)
-        .map(|()| 0)
-        .map_err(|e| e.to_string())
+    runtime::update(root, &a.id, &resources)?;
+    Ok(0)
 }
 
 /// Statistics in the shape of runc's `events --stats`, which engines read.
@@ -142,16 +157,15 @@ fn stats_event(id: &str, stats: &Stats) -> Value {
 }
 
 pub fn events(root: &StateRoot, a: &EventsArgs) -> CmdResult {
-    let stats = runtime::stats(root, &a.id).map_err(|e| e.to_string())?;
+    let stats = runtime::stats(root, &a.id)?;
     if a.stats {
         println!("{}", stats_event(&a.id, &stats));
         return Ok(0);
     }
-    let interval = humantime::parse_duration(&a.interval).map_err(|e| {
-        format!(
-            "--interval {:?} is not valid ({e}; expected a duration such as 5s)",
-            a.interval
-        )
+    let interval = humantime::parse_duration(&a.interval).map_err(|e| CliError::Flag {
+        flag: "--interval",
+        value: a.interval.clone(),
+        expected: format!("a duration such as 5s ({e})"),
     })?;
     let mut ooms = stats.memory.oom_kill.unwrap_or(0);
     loop {
@@ -188,6 +202,7 @@ mod tests {
         assert_eq!(parse_size("--memory", "-1").unwrap(), -1);
         assert!(parse_size("--memory", "lots")
             .unwrap_err()
+            .to_string()
             .contains("--memory"));
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use crate::error::CliError;
 use crate::profiles::{self, Profile};
 
 /// Where the hardened profile maps the container's ids on the host when
@@ -17,7 +18,7 @@ const FALLBACK_RANGE: (u32, u32) = (100_000, 65_536);
 /// The default configuration for `profile`: a shell in the bundle's `rootfs`, in new
 /// pid, network, ipc, uts, mount (and per the profile cgroup and user) namespaces.
 /// `rootless`: for a non-root caller, mapping only its own ids.
-pub fn default_config(profile: &Profile, rootless: bool) -> Result<Value, String> {
+pub fn default_config(profile: &Profile, rootless: bool) -> Result<Value, CliError> {
     let caps = &profile.capabilities;
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -230,19 +231,15 @@ fn rootless_mappings() -> (Value, Value) {
 /// Writes `<bundle>/config.json` for the profile called `profile`, refusing to overwrite
 /// one. Returns notes for the user: what `spec` changed so the config runs where the
 /// bundle is.
-pub fn write(bundle: &Path, profile: &str, rootless: bool) -> Result<Vec<String>, String> {
+pub fn write(bundle: &Path, profile: &str, rootless: bool) -> Result<Vec<String>, CliError> {
     let path = bundle.join("config.json");
     if path.exists() {
-        return Err(format!(
-            "{} already exists (remove it first)",
-            path.display()
-        ));
+        return Err(CliError::ConfigExists(path));
     }
     let mut config = default_config(&profiles::profile(profile)?, rootless)?;
     let notes = fit_rootfs_idmap(&mut config, bundle);
-    let text = serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?;
-    std::fs::write(&path, text + "\n")
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let text = serde_json::to_string_pretty(&config).expect("a JSON value always serializes");
+    std::fs::write(&path, text + "\n").map_err(|source| CliError::Write { path, source })?;
     Ok(notes)
 }
 

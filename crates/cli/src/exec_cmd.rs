@@ -4,6 +4,7 @@ use bulwark_runtime::{self as runtime, ExecOptions, StateRoot, SubCgroups};
 use bulwark_spec::runtime::{Capability, Process};
 
 use crate::args::ExecArgs;
+use crate::error::CliError;
 use crate::foreground;
 use crate::log::Logger;
 use crate::CmdResult;
@@ -16,7 +17,7 @@ pub fn exec(root: &StateRoot, a: &ExecArgs, rootless: bool, logger: &Logger) -> 
         {
             let size: bulwark_spec::runtime::Box =
                 serde_json::from_value(serde_json::json!({"height": rows, "width": cols}))
-                    .map_err(|e| e.to_string())?;
+                    .expect("a valid console size");
             process.set_console_size(Some(size));
         }
         Some(foreground::console_pair()?)
@@ -34,11 +35,11 @@ pub fn exec(root: &StateRoot, a: &ExecArgs, rootless: bool, logger: &Logger) -> 
         console: theirs,
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
-        sub_cgroups: SubCgroups::parse(&a.cgroup).map_err(|e| e.to_string())?,
+        sub_cgroups: SubCgroups::parse(&a.cgroup)?,
         rootless,
     };
     let signals = (!a.detach).then(foreground::Signals::catch).transpose()?;
-    let execed = runtime::exec(root, &a.id, options).map_err(|e| e.to_string())?;
+    let execed = runtime::exec(root, &a.id, options)?;
     execed.warnings.iter().for_each(|w| logger.warn(w));
     let spawned = execed.spawned;
     let master = ours.as_ref().map(foreground::receive_master).transpose()?;
@@ -48,21 +49,27 @@ pub fn exec(root: &StateRoot, a: &ExecArgs, rootless: bool, logger: &Logger) -> 
     }
 }
 
-fn build_process(root: &StateRoot, a: &ExecArgs) -> Result<Process, String> {
+fn build_process(root: &StateRoot, a: &ExecArgs) -> Result<Process, CliError> {
     if let Some(path) = &a.process {
-        let text = std::fs::read(path)
-            .map_err(|e| format!("cannot read --process {}: {e}", path.display()))?;
-        let de = &mut serde_json::Deserializer::from_slice(&text);
-        return serde_path_to_error_free(de)
-            .map_err(|e| format!("--process {}: {e}", path.display()));
+        let text = std::fs::read(path).map_err(|source| CliError::Read {
+            flag: "--process",
+            path: path.clone(),
+            source,
+        })?;
+        return serde_json::from_slice(&text).map_err(|source| CliError::Json {
+            flag: "--process",
+            path: path.clone(),
+            source,
+        });
     }
     if a.command.is_empty() {
-        return Err("exec needs a command to run after the container id, or --process FILE".into());
+        return Err(CliError::Usage(
+            "exec needs a command to run after the container id, or --process FILE",
+        ));
     }
-    let container = root.open(&a.id).map_err(|e| e.to_string())?;
+    let container = root.open(&a.id)?;
     let saved_process = container
-        .load()
-        .map_err(|e| e.to_string())?
+        .load()?
         .and_then(|s| s.config.process().clone())
         .unwrap_or_default();
     drop(container);
@@ -73,7 +80,11 @@ fn build_process(root: &StateRoot, a: &ExecArgs) -> Result<Process, String> {
     for var in &a.env {
         let key = var.split('=').next().unwrap_or_default();
         if key.is_empty() || !var.contains('=') {
-            return Err(format!("--env {var:?} is not valid (expected NAME=value)"));
+            return Err(CliError::Flag {
+                flag: "--env",
+                value: var.clone(),
+                expected: "NAME=value".into(),
+            });
         }
         env.retain(|e| e.split('=').next() != Some(key));
         env.push(var.clone());
@@ -104,10 +115,10 @@ fn build_process(root: &StateRoot, a: &ExecArgs) -> Result<Process, String> {
         for name in &a.caps {
             let cap: Capability =
                 serde_json::from_value(serde_json::Value::String(name.to_ascii_uppercase()))
-                    .map_err(|_| {
-                        format!(
-                    "--cap {name:?} is not a capability (expected a name such as CAP_NET_ADMIN)"
-                )
+                    .map_err(|_| CliError::Flag {
+                        flag: "--cap",
+                        value: name.clone(),
+                        expected: "a capability such as CAP_NET_ADMIN".into(),
                     })?;
             let mut b = caps.bounding().clone().unwrap_or_default();
             b.insert(cap);
@@ -127,16 +138,13 @@ fn build_process(root: &StateRoot, a: &ExecArgs) -> Result<Process, String> {
     Ok(process)
 }
 
-fn serde_path_to_error_free(
-    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
-) -> Result<Process, String> {
-    use serde::Deserialize;
-    Process::deserialize(de).map_err(|e| e.to_string())
-}
-
 /// `uid[:gid]`, numeric as runc takes it.
-fn parse_user(text: &str) -> Result<(u32, Option<u32>), String> {
-    let bad = || format!("--user {text:?} is not valid (expected uid or uid:gid, as numbers)");
+fn parse_user(text: &str) -> Result<(u32, Option<u32>), CliError> {
+    let bad = || CliError::Flag {
+        flag: "--user",
+        value: text.to_owned(),
+        expected: "uid or uid:gid, as numbers".into(),
+    };
     let (uid, gid) = match text.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (text, None),
@@ -154,6 +162,6 @@ mod tests {
     fn users() {
         assert_eq!(parse_user("1000").unwrap(), (1000, None));
         assert_eq!(parse_user("1000:2000").unwrap(), (1000, Some(2000)));
-        assert!(parse_user("bob").unwrap_err().contains("bob"));
+        assert!(parse_user("bob").unwrap_err().to_string().contains("bob"));
     }
 }

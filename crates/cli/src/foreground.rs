@@ -12,20 +12,20 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::args::RunArgs;
+use crate::error::CliError;
 use crate::log::Logger;
 use crate::CmdResult;
 
 /// A socket pair standing in for `--console-socket` when the terminal is ours to relay.
-pub fn console_pair() -> Result<(UnixStream, OwnedFd), String> {
+pub fn console_pair() -> Result<(UnixStream, OwnedFd), CliError> {
     let (ours, theirs) =
-        UnixStream::pair().map_err(|e| format!("creating the console socket pair: {e}"))?;
+        UnixStream::pair().map_err(CliError::io("creating the console socket pair"))?;
     Ok((ours, OwnedFd::from(theirs)))
 }
 
 /// Receives the pty master the container sent over the console socket.
-pub fn receive_master(socket: &UnixStream) -> Result<OwnedFd, String> {
-    bulwark_sys::socket::recv_fd(socket.as_fd())
-        .map_err(|e| format!("receiving the pty master: {e}"))
+pub fn receive_master(socket: &UnixStream) -> Result<OwnedFd, CliError> {
+    bulwark_sys::socket::recv_fd(socket.as_fd()).map_err(CliError::sys("receiving the pty master"))
 }
 
 /// `run`: create, start, and unless detached wait for the container and delete it.
@@ -45,7 +45,7 @@ pub fn run(
     };
     let id = a.create.id.clone();
     let signals = (!a.detach).then(Signals::catch).transpose()?;
-    let created = runtime::create(root, options).map_err(|e| e.to_string())?;
+    let created = runtime::create(root, options)?;
     bulwark_sys::phase::mark("run: created");
     created.warnings.iter().for_each(|w| logger.warn(w));
     created.notes.iter().for_each(|n| logger.debug(n));
@@ -66,7 +66,7 @@ pub fn run(
         Ok(warnings) => warnings.iter().for_each(|w| logger.warn(w)),
         Err(e) => {
             let _ = runtime::delete(root, &id, true);
-            return Err(e.to_string());
+            return Err(e.into());
         }
     }
     bulwark_sys::phase::mark("run: started");
@@ -76,7 +76,7 @@ pub fn run(
     let code = wait(signals, spawned.pid, master)?;
     bulwark_sys::phase::mark("run: waited");
     if !a.keep {
-        for warning in runtime::delete(root, &id, true).map_err(|e| e.to_string())? {
+        for warning in runtime::delete(root, &id, true)? {
             logger.warn(&warning);
         }
     }
@@ -117,12 +117,12 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub fn catch() -> Result<Signals, String> {
+    pub fn catch() -> Result<Signals, CliError> {
         let set = forwarded();
         set.thread_block()
-            .map_err(|e| format!("blocking signals: {e}"))?;
-        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)
-            .map_err(|e| format!("signalfd: {e}"))?;
+            .map_err(CliError::sys("blocking signals"))?;
+        let fd =
+            SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).map_err(CliError::sys("signalfd"))?;
         Ok(Signals { set, fd })
     }
 }
@@ -134,7 +134,7 @@ impl Drop for Signals {
 }
 
 /// Waits for `pid`, forwarding signals and relaying the terminal; returns its exit code.
-pub fn wait(signals: Signals, pid: Pid, master: Option<OwnedFd>) -> Result<i32, String> {
+pub fn wait(signals: Signals, pid: Pid, master: Option<OwnedFd>) -> Result<i32, CliError> {
     let signal_fd = &signals.fd;
     let _raw = master.as_ref().map(|_| RawTerminal::enter());
     if let Some(master) = &master {
@@ -159,7 +159,7 @@ pub fn wait(signals: Signals, pid: Pid, master: Option<OwnedFd>) -> Result<i32, 
         };
         match poll(&mut fds, timeout) {
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(format!("poll: {e}")),
+            Err(e) => return Err(CliError::sys("waiting for the container process")(e)),
             Ok(0) => break,
             Ok(_) => {}
         }

@@ -6,7 +6,7 @@ use crate::CmdResult;
 
 pub fn list(root: &StateRoot, a: &ListArgs) -> CmdResult {
     let mut states = Vec::new();
-    for id in root.ids().map_err(|e| e.to_string())? {
+    for id in root.ids()? {
         // A container still being created has no state yet: skip it.
         if let Ok(state) = runtime::state_of(root, &id) {
             states.push(state);
@@ -19,7 +19,7 @@ pub fn list(root: &StateRoot, a: &ListArgs) -> CmdResult {
     match a.format {
         ListFormat::Json => println!(
             "{}",
-            serde_json::to_string(&states).map_err(|e| e.to_string())?
+            serde_json::to_string(&states).expect("states always serialize")
         ),
         ListFormat::Table => {
             println!(
@@ -43,11 +43,11 @@ pub fn list(root: &StateRoot, a: &ListArgs) -> CmdResult {
 }
 
 pub fn ps(root: &StateRoot, a: &PsArgs) -> CmdResult {
-    let pids = runtime::processes(root, &a.id).map_err(|e| e.to_string())?;
+    let pids = runtime::processes(root, &a.id)?;
     match a.format {
         ListFormat::Json => println!(
             "{}",
-            serde_json::to_string(&pids).map_err(|e| e.to_string())?
+            serde_json::to_string(&pids).expect("pids always serialize")
         ),
         ListFormat::Table => {
             println!("{:<8} {:<8} {:<8} CMD", "UID", "PID", "PPID");

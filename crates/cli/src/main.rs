@@ -5,6 +5,7 @@
 mod args;
 mod cgroup_cmds;
 mod default_spec;
+mod error;
 mod exec_cmd;
 mod features;
 mod foreground;
@@ -19,9 +20,10 @@ use std::process::ExitCode;
 use args::{Cli, Command};
 use bulwark_runtime::{self as runtime, CreateOptions, StateRoot};
 use clap::Parser;
+use error::CliError;
 
-/// An error to report, already worded for the user.
-type CmdResult = Result<i32, String>;
+/// A command's exit status, or what to report.
+type CmdResult = Result<i32, CliError>;
 
 fn main() -> ExitCode {
     bulwark_sys::phase::mark("runtime: main");
@@ -33,8 +35,8 @@ fn main() -> ExitCode {
     };
     match dispatch(cli, &logger) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(message) => {
-            logger.error(&message);
+        Err(error) => {
+            logger.error(&error.to_string());
             ExitCode::FAILURE
         }
     }
@@ -52,7 +54,6 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
     }
     // Only the commands that keep state need (and check) the state root.
     let root = || state_root(cli.root.as_deref(), rootless).map(StateRoot::new);
-    let e = |e: runtime::RuntimeError| e.to_string();
     match &cli.command {
         Command::Spec(a) => {
             // Without --rootless, a config for whoever asks: rootless unless root.
@@ -69,7 +70,7 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
             Ok(0)
         }
         Command::Create(a) => {
-            let created = runtime::create(&root()?, create_options(a, rootless)).map_err(e)?;
+            let created = runtime::create(&root()?, create_options(a, rootless))?;
             created.warnings.iter().for_each(|w| logger.warn(w));
             created.notes.iter().for_each(|n| logger.debug(n));
             let spawned = created.spawned;
@@ -80,27 +81,27 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
             Ok(0)
         }
         Command::Start(a) => {
-            for warning in runtime::start(&root()?, &a.id).map_err(e)? {
+            for warning in runtime::start(&root()?, &a.id)? {
                 logger.warn(&warning);
             }
             Ok(0)
         }
         Command::State(a) => {
-            let state = runtime::state_of(&root()?, &a.id).map_err(e)?;
+            let state = runtime::state_of(&root()?, &a.id)?;
             println!(
                 "{}",
-                serde_json::to_string_pretty(&state).map_err(|e| e.to_string())?
+                serde_json::to_string_pretty(&state).expect("the state always serializes")
             );
             Ok(0)
         }
         Command::Kill(a) => {
-            let signal = runtime::parse_signal(&a.signal).map_err(e)?;
+            let signal = runtime::parse_signal(&a.signal)?;
             runtime::kill(&root()?, &a.id, signal, a.all)
-                .map_err(e)
                 .map(|()| 0)
+                .map_err(CliError::from)
         }
         Command::Delete(a) => {
-            for warning in runtime::delete(&root()?, &a.id, a.force).map_err(e)? {
+            for warning in runtime::delete(&root()?, &a.id, a.force)? {
                 logger.warn(&warning);
             }
             Ok(0)
@@ -134,30 +135,32 @@ fn create_options(a: &args::CreateArgs, rootless: bool) -> CreateOptions {
 }
 
 /// Global options this build cannot honour yet get a clear error instead of being ignored.
-fn check_host_options(cli: &Cli) -> Result<(), String> {
+fn check_host_options(cli: &Cli) -> Result<(), CliError> {
     if cli.systemd_cgroup {
-        return Err("--systemd-cgroup is not supported yet: bulwark-runtime manages cgroups itself (use the cgroupfs driver)".into());
+        return Err(CliError::Usage("--systemd-cgroup is not supported yet: bulwark-runtime manages cgroups itself (use the cgroupfs driver)"));
     }
     Ok(())
 }
 
 /// `--rootless`: true, false, or (the default) auto: rootless when the runtime lacks the
 /// host's root privileges.
-fn rootless(cli: &Cli) -> Result<bool, String> {
+fn rootless(cli: &Cli) -> Result<bool, CliError> {
     match cli.rootless.as_deref().unwrap_or("auto") {
         "true" => Ok(true),
         "false" => Ok(false),
         "auto" => Ok(runtime::rootless::detected()),
-        other => Err(format!(
-            "--rootless {other:?} is not valid (expected true, false or auto)"
-        )),
+        other => Err(CliError::Flag {
+            flag: "--rootless",
+            value: other.to_owned(),
+            expected: "true, false or auto".into(),
+        }),
     }
 }
 
 /// `--root`, else `/run/bulwark-runtime` for the host's root and
 /// `$XDG_RUNTIME_DIR/bulwark-runtime` for a rootless runtime, as runc does (root of
 /// another user namespace, as under rootless Podman, falls back to `/run` without it).
-fn state_root(given: Option<&Path>, rootless: bool) -> Result<PathBuf, String> {
+fn state_root(given: Option<&Path>, rootless: bool) -> Result<PathBuf, CliError> {
     if let Some(path) = given {
         return Ok(path.to_path_buf());
     }
@@ -167,14 +170,9 @@ fn state_root(given: Option<&Path>, rootless: bool) -> Result<PathBuf, String> {
     }
     match xdg.map(PathBuf::from) {
         Some(dir) if dir.is_absolute() => Ok(dir.join("bulwark-runtime")),
-        Some(dir) => Err(format!(
-            "XDG_RUNTIME_DIR {:?} is not valid (expected an absolute path); or give --root",
-            dir
-        )),
-        None => Err(format!(
-            "XDG_RUNTIME_DIR is not set: without root (uid {}), bulwark-runtime keeps its state in $XDG_RUNTIME_DIR/bulwark-runtime (usually /run/user/{}); set it or give --root",
-            nix::unistd::geteuid(),
-            nix::unistd::geteuid()
-        )),
+        Some(dir) => Err(CliError::RuntimeDirRelative { dir }),
+        None => Err(CliError::NoRuntimeDir {
+            uid: nix::unistd::geteuid().as_raw(),
+        }),
     }
 }

@@ -2,6 +2,7 @@
 //! time: `policy/profiles/<name>.json` (capabilities, masked and read-only paths,
 //! namespaces, limits) and the seccomp profile it names in `policy/seccomp/`. A policy
 //! change is an edit to one of those files and a rebuild.
+use crate::error::CliError;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -90,15 +91,19 @@ fn names() -> String {
 }
 
 /// The profile called `name`.
-pub fn profile(name: &str) -> Result<Profile, String> {
-    let (_, text) = PROFILES.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-        format!(
-            "--profile {name:?} is not valid (expected one of {})",
-            names()
-        )
+pub fn profile(name: &str) -> Result<Profile, CliError> {
+    let (_, text) = PROFILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| CliError::Flag {
+            flag: "--profile",
+            value: name.to_owned(),
+            expected: format!("one of {}", names()),
+        })?;
+    let mut profile: Profile = serde_json::from_str(text).map_err(|e| CliError::Policy {
+        what: format!("policy/profiles/{name}.json"),
+        reason: e.to_string(),
     })?;
-    let mut profile: Profile =
-        serde_json::from_str(text).map_err(|e| format!("policy/profiles/{name}.json: {e}"))?;
     profile.name = PROFILES
         .iter()
         .find(|(n, _)| *n == name)
@@ -107,13 +112,18 @@ pub fn profile(name: &str) -> Result<Profile, String> {
 }
 
 /// The profile's `linux.seccomp`, with the architectures of this host.
-pub fn seccomp(profile: &Profile) -> Result<Value, String> {
+pub fn seccomp(profile: &Profile) -> Result<Value, CliError> {
     let (_, text) = SECCOMP
         .iter()
         .find(|(n, _)| *n == profile.seccomp)
-        .ok_or_else(|| format!("no seccomp policy {:?}", profile.seccomp))?;
-    let mut seccomp: Value = serde_json::from_str(text)
-        .map_err(|e| format!("policy/seccomp/{}.json: {e}", profile.seccomp))?;
+        .ok_or_else(|| CliError::Policy {
+            what: format!("seccomp {:?}", profile.seccomp),
+            reason: "no such policy in policy/seccomp".into(),
+        })?;
+    let mut seccomp: Value = serde_json::from_str(text).map_err(|e| CliError::Policy {
+        what: format!("policy/seccomp/{}.json", profile.seccomp),
+        reason: e.to_string(),
+    })?;
     seccomp["architectures"] = host_architectures().into();
     Ok(seccomp)
 }
@@ -148,7 +158,9 @@ mod tests {
         }
         let err = profile("nope").unwrap_err();
         assert!(
-            err.contains("\"nope\"") && err.contains("hardened (") && err.contains("docker ("),
+            err.to_string().contains("\"nope\"")
+                && err.to_string().contains("hardened (")
+                && err.to_string().contains("docker ("),
             "{err}"
         );
     }

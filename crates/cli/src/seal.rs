@@ -11,6 +11,7 @@
 //! ids from its subordinate ranges), so a binary owned by the host's root and writable by
 //! no one else is out of their reach already and runs as it is; any other binary is
 //! copied into a sealed memfd (no writes, no resizing) and re-executed from there.
+use crate::error::CliError;
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -44,7 +45,7 @@ fn only_host_root_can_write(exe: &std::fs::File) -> bool {
 }
 
 /// A sealed memfd holding a copy of the running binary.
-fn sealed_copy(mut exe: std::fs::File) -> Result<OwnedFd, String> {
+fn sealed_copy(mut exe: std::fs::File) -> Result<OwnedFd, CliError> {
     // Named after the file it copies, so the seccomp cache still knows this build.
     let identity = exe
         .metadata()
@@ -55,22 +56,24 @@ fn sealed_copy(mut exe: std::fs::File) -> Result<OwnedFd, String> {
         name.as_str(),
         MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
     )
-    .map_err(|e| format!("creating a memfd for a sealed copy of the runtime: {e}"))?;
+    .map_err(CliError::sys(
+        "creating a memfd for a sealed copy of the runtime",
+    ))?;
     let mut copy = std::fs::File::from(memfd);
     std::io::copy(&mut exe, &mut copy)
-        .map_err(|e| format!("copying the runtime binary into a memfd: {e}"))?;
+        .map_err(CliError::io("copying the runtime binary into a memfd"))?;
     let seals = SealFlag::F_SEAL_SEAL
         | SealFlag::F_SEAL_SHRINK
         | SealFlag::F_SEAL_GROW
         | SealFlag::F_SEAL_WRITE;
     nix::fcntl::fcntl(&copy, nix::fcntl::FcntlArg::F_ADD_SEALS(seals))
-        .map_err(|e| format!("sealing the runtime's memfd copy: {e}"))?;
+        .map_err(CliError::sys("sealing the runtime's memfd copy"))?;
     Ok(OwnedFd::from(copy))
 }
 
-fn sealed_binary() -> Result<OwnedFd, String> {
+fn sealed_binary() -> Result<OwnedFd, CliError> {
     let tree = clone_tree(Path::new("/proc/self/exe"), false)
-        .map_err(|e| format!("cloning the runtime binary's mount: {e}"))?;
+        .map_err(CliError::sys("cloning the runtime binary's mount"))?;
     set_attrs(
         tree.as_fd(),
         Attrs {
@@ -80,14 +83,14 @@ fn sealed_binary() -> Result<OwnedFd, String> {
         0,
         false,
     )
-    .map_err(|e| format!("making it read-only: {e}"))?;
+    .map_err(CliError::sys("making the runtime binary's mount read-only"))?;
     Ok(tree)
 }
 
 /// Re-executes the runtime from a read-only mount (without root: from a sealed copy, or
 /// not at all when only root can write it) unless it already runs from one. Returns
 /// only if the binary is already protected, or with the reason it cannot be.
-pub fn ensure_sealed(rootless: bool) -> Result<(), String> {
+pub fn ensure_sealed(rootless: bool) -> Result<(), CliError> {
     if exe_is_sealed() {
         return Ok(());
     }
@@ -95,7 +98,7 @@ pub fn ensure_sealed(rootless: bool) -> Result<(), String> {
         Ok(binary) => binary,
         Err(_) if rootless => {
             let exe = std::fs::File::open("/proc/self/exe")
-                .map_err(|e| format!("opening the runtime binary: {e}"))?;
+                .map_err(CliError::io("opening the runtime binary"))?;
             if only_host_root_can_write(&exe) {
                 return Ok(());
             }
@@ -121,7 +124,7 @@ pub fn ensure_sealed(rootless: bool) -> Result<(), String> {
         &env,
         nix::fcntl::AtFlags::AT_EMPTY_PATH,
     );
-    Err(format!(
-        "re-executing the runtime from its sealed binary: {err:?}"
-    ))
+    Err(CliError::sys(
+        "re-executing the runtime from its sealed binary",
+    )(err.unwrap_err()))
 }

@@ -64,6 +64,7 @@ pub(crate) fn console_for(
 /// and launch the init, which waits on the exec fifo.
 pub fn create(root: &StateRoot, mut options: CreateOptions) -> Result<Created, RuntimeError> {
     crate::validate_id(&options.id)?;
+    crate::host::check_kernel()?;
     let host = crate::host::detect(options.rootless);
     let planned = load_bundle(&options.bundle, &host)?;
     bulwark_sys::phase::mark("create: bundle planned");

@@ -68,10 +68,10 @@ pub enum RuntimeError {
     NoCgroups { id: String, action: &'static str },
     #[error("container {id}: its init exited before it could start ({status})")]
     InitGone { id: String, status: String },
+    #[error("bulwark-runtime needs Linux 5.12 or newer (open_tree, mount_setattr, openat2, clone3 with CLONE_INTO_CGROUP); this kernel is {release}")]
+    KernelTooOld { release: String },
     #[error("signal {0:?} is not valid (expected a name such as TERM or KILL, or a number from 1 to 64)")]
     InvalidSignal(String),
-    #[error("--cgroup {arg:?} is not valid: {reason}")]
-    SubCgroup { arg: String, reason: String },
 }
 
 impl RuntimeError {

@@ -20,7 +20,7 @@ mod signal;
 mod start;
 mod state;
 
-pub use bulwark_cgroups::{Limit, Stats, SubCgroups};
+pub use bulwark_cgroups::{CgroupError, Limit, Stats, SubCgroups};
 pub use container::{Container, StateRoot};
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
