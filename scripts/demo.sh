@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (it installs packages and shows the root-run hardened default; for rootless use see the README)" >&2; exit 1; }
 scripts/deps.sh
-cargo build --release -q -p bulwark-cli
+scripts/build.sh
 runtime="$PWD/target/release/bulwark-runtime"
 bundle=$(mktemp -d /tmp/bulwark-demo.XXXXXX)
 state=$(mktemp -d /tmp/bulwark-demo-state.XXXXXX)

@@ -4,7 +4,7 @@
 # (bulwark-seccomp links libseccomp).
 set -euo pipefail
 missing=()
-for pkg in busybox-static libseccomp-dev python3 "$@"; do
+for pkg in busybox-static libseccomp-dev libc6-dev python3 "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # (newuidmap/newgidmap) and util-linux (setpriv) for the rootless tests.
 scripts/deps.sh containerd docker.io podman conmon runc crun skopeo docker-registry \
   netavark aardvark-dns catatonit tini iptables iproute2 util-linux uidmap
-cargo build -q -p bulwark-cli
+scripts/build.sh debug
 export BULWARK_RUNTIME="$PWD/target/debug/bulwark-runtime"
 cargo test --workspace --no-fail-fast "$@"
 

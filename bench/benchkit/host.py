@@ -27,9 +27,9 @@ def require_root() -> None:
 
 
 def build_bulwark(repo: Path) -> Path:
-    """`cargo build --release -p bulwark-cli`; returns target/release/bulwark-runtime."""
-    say("building bulwark-runtime (cargo build --release -p bulwark-cli)")
-    result = subprocess.run(["cargo", "build", "--release", "-p", "bulwark-cli"], cwd=repo)
+    """`scripts/build.sh` (a static release build); returns target/release/bulwark-runtime."""
+    say("building bulwark-runtime (scripts/build.sh: static, release)")
+    result = subprocess.run(["scripts/build.sh"], cwd=repo)
     if result.returncode != 0:
         sys.exit(
             "bench: cargo build failed (see above); fix the build or pass --no-build "

@@ -199,11 +199,7 @@ fn sub_range(text: &str, owners: &[&str]) -> Option<(u32, u32)> {
 fn rootless_mappings() -> (Value, Value) {
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
-    let name = nix::unistd::User::from_uid(nix::unistd::geteuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_default();
+    let name = bulwark_runtime::host::user_name(uid).unwrap_or_default();
     let owners = [name.as_str(), &uid.to_string()];
     let helpers = ["newuidmap", "newgidmap"]
         .iter()

@@ -68,10 +68,10 @@ fn build_process(root: &StateRoot, a: &ExecArgs) -> Result<Process, CliError> {
         ));
     }
     let container = root.open(&a.id)?;
-    let saved_process = container
-        .load()?
-        .and_then(|s| s.config.process().clone())
-        .unwrap_or_default();
+    let saved_process = match container.load()? {
+        Some(saved) => saved.spec()?.process().clone().unwrap_or_default(),
+        None => Default::default(),
+    };
     drop(container);
     let mut process = saved_process;
     process.set_args(Some(a.command.clone()));

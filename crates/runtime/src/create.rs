@@ -10,6 +10,7 @@ use bulwark_spec::hooks::HookPoint;
 use bulwark_spec::{load_bundle, Config, ProcessConfig};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
+use serde_json::value::RawValue;
 
 use crate::container::write_pid_file;
 use crate::state::{process_start, LandlockReport, SavedState};
@@ -127,12 +128,14 @@ fn launch(
         bundle: config.dir().to_path_buf(),
         rootfs: config.rootfs().to_path_buf(),
         created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-        owner: nix::unistd::User::from_uid(nix::unistd::geteuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_default(),
-        config: config.spec().clone(),
+        owner: {
+            let euid = nix::unistd::geteuid().as_raw();
+            crate::host::user_name(euid).unwrap_or_else(|| euid.to_string())
+        },
+        config: RawValue::from_string(config.json().to_owned())
+            .expect("config.json was parsed, so it is JSON"),
+        oci_version: config.spec().version().clone(),
+        annotations: config.spec().annotations().clone().unwrap_or_default(),
         cgroup_paths: Vec::new(),
         landlock: LandlockReport::of(config.landlock()),
     };

@@ -46,7 +46,7 @@ pub fn delete(root: &StateRoot, id: &str, force: bool) -> Result<Vec<String>, Ru
         cgroups.destroy()?;
     }
     let warnings = hooks::run_warning(
-        &hooks::of(&saved.config),
+        &hooks::of(&saved.spec()?),
         HookPoint::Poststop,
         &saved.oci(Status::Stopped),
     );

@@ -7,7 +7,7 @@ use bulwark_cgroups::SubCgroups;
 use bulwark_sandbox::exec::namespace_kinds;
 use bulwark_sandbox::{ExecPlan, LaunchError, Spawned, Stdio};
 use bulwark_spec::runtime::Process;
-use bulwark_spec::{Config, Landlock, ProcessConfig, RootEntry};
+use bulwark_spec::{Landlock, ProcessConfig, RootEntry};
 
 use crate::container::write_pid_file;
 use crate::create::console_for;
@@ -60,8 +60,8 @@ pub fn exec(root: &StateRoot, id: &str, mut options: ExecOptions) -> Result<Exec
         });
     }
     let host = crate::host::detect(options.rootless);
-    let container_config = Config::plan(
-        saved.config.clone(),
+    let container_config = bulwark_spec::plan_json(
+        saved.config.get().as_bytes(),
         saved.bundle.clone(),
         saved.rootfs.clone(),
         &host,
@@ -77,7 +77,7 @@ pub fn exec(root: &StateRoot, id: &str, mut options: ExecOptions) -> Result<Exec
         )?,
         preserve_fds: options.preserve_fds,
     };
-    let (seccomp, _) = crate::seccomp::compile(root, &saved.config)?;
+    let (seccomp, _) = crate::seccomp::compile(root, container_config.spec())?;
     let cgroups = crate::cgroups::existing(&container.dir, Some(&saved.cgroup_paths));
     let placement = match &cgroups {
         Some(cgroups) => cgroups.entry(&options.sub_cgroups)?,

@@ -43,6 +43,19 @@ pub fn detect(rootless: bool) -> Host {
     }
 }
 
+/// The name `/etc/passwd` gives `uid`, as runc (built without cgo) looks it up: the
+/// runtime does not load NSS modules, so users only a directory service knows show as
+/// their number.
+pub fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_owned())
+    })
+}
+
 /// As runc decides it: the securityfs directory exists and the module says it is on.
 fn apparmor_enabled() -> bool {
     std::path::Path::new("/sys/kernel/security/apparmor").exists()

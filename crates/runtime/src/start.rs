@@ -33,7 +33,7 @@ pub fn start(root: &StateRoot, id: &str) -> Result<Vec<String>, RuntimeError> {
     wait_for_fifo(id, &reader, &pidfd, saved.pid)?;
     std::fs::remove_file(&fifo).map_err(RuntimeError::io("cannot remove", &fifo))?;
     Ok(hooks::run_warning(
-        &hooks::of(&saved.config),
+        &hooks::of(&saved.spec()?),
         HookPoint::Poststart,
         &saved.oci(Status::Running),
     ))

@@ -2,8 +2,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use bulwark_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// The OCI lifecycle status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,8 +42,14 @@ pub struct SavedState {
     pub rootfs: PathBuf,
     pub created: String,
     pub owner: String,
-    /// The configuration the container was created with (poststop hooks, namespaces).
-    pub config: Spec,
+    /// The `config.json` the container was created with, as written: planned again by
+    /// the commands that need it (exec, the hooks of start and delete).
+    pub config: Box<RawValue>,
+    /// Its `ociVersion` and annotations, for `state` and `list` without parsing it.
+    #[serde(default)]
+    pub oci_version: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
     /// The container's cgroup directories.
     #[serde(default)]
     pub cgroup_paths: Vec<PathBuf>,
@@ -97,9 +103,14 @@ pub struct OciState {
 }
 
 impl SavedState {
+    /// The saved config, parsed.
+    pub fn spec(&self) -> Result<bulwark_spec::runtime::Spec, crate::RuntimeError> {
+        Ok(bulwark_spec::parse_config(self.config.get().as_bytes())?)
+    }
+
     pub fn oci(&self, status: Status) -> OciState {
         OciState {
-            oci_version: self.config.version().clone(),
+            oci_version: self.oci_version.clone(),
             id: self.id.clone(),
             status,
             pid: if status == Status::Stopped {
@@ -111,7 +122,7 @@ impl SavedState {
             rootfs: self.rootfs.clone(),
             created: self.created.clone(),
             owner: self.owner.clone(),
-            annotations: self.config.annotations().clone().unwrap_or_default(),
+            annotations: self.annotations.clone(),
             landlock: Some(self.landlock.clone()),
         }
     }

@@ -98,6 +98,8 @@ pub struct Config {
     hooks: Hooks,
     rootless: bool,
     spec: Spec,
+    /// `config.json` as written, when planned from its text (kept in the state directory).
+    json: String,
 }
 
 /// A config and what planning warns about (it runs, but not quite as written).
@@ -159,6 +161,7 @@ impl Config {
             id_maps,
             root,
             spec,
+            json: String::new(),
         };
         config.check_host_mount_table()?;
         if host.rootless {
@@ -363,10 +366,20 @@ impl Config {
         self.namespaces.contains(NamespaceKind::User) || self.rootless
     }
 
-    /// The configuration as written, for `state.json` and the crates that plan their own
-    /// sections (`linux.resources`, `linux.seccomp`).
+    /// The configuration as written, for the crates that plan their own sections
+    /// (`linux.resources`, `linux.seccomp`).
     pub fn spec(&self) -> &Spec {
         &self.spec
+    }
+
+    pub(crate) fn keep_json(&mut self, json: String) {
+        self.json = json;
+    }
+
+    /// `config.json`'s text, when planned with [`crate::plan_json`] (empty otherwise):
+    /// what the state directory keeps, so later commands plan the same config again.
+    pub fn json(&self) -> &str {
+        &self.json
     }
 }
 

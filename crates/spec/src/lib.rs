@@ -25,7 +25,7 @@ pub use caps::Capability;
 pub use config::{Config, Landlock, Planned, Root, RootEntry, LANDLOCK, ROOTFS_IDMAP};
 pub use error::SpecError;
 pub use host::Host;
-pub use load::{load_bundle, parse_config};
+pub use load::{load_bundle, parse_config, plan_json};
 pub use mount_options::{MountOptions, Propagation};
 pub use namespaces::{NamespaceKind, NamespacePlan};
 pub use oci_spec::runtime;

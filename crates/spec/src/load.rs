@@ -22,6 +22,31 @@ pub fn parse_config(text: &[u8]) -> Result<Spec, SpecError> {
     })
 }
 
+/// Parses `config.json` text and plans it for `host`, keeping the text (see
+/// [`Config::json`]).
+pub fn plan_json(
+    text: &[u8],
+    dir: std::path::PathBuf,
+    rootfs: std::path::PathBuf,
+    host: &Host,
+) -> Result<Planned, SpecError> {
+    plan_parsed(parse_config(text)?, text, dir, rootfs, host)
+}
+
+fn plan_parsed(
+    spec: Spec,
+    text: &[u8],
+    dir: std::path::PathBuf,
+    rootfs: std::path::PathBuf,
+    host: &Host,
+) -> Result<Planned, SpecError> {
+    let mut planned = Config::plan(spec, dir, rootfs, host)?;
+    planned
+        .config
+        .keep_json(String::from_utf8_lossy(text).into_owned());
+    Ok(planned)
+}
+
 /// Loads `<dir>/config.json` and plans it for `host`.
 pub fn load_bundle(dir: &Path, host: &Host) -> Result<Planned, SpecError> {
     let dir = std::path::absolute(dir).map_err(|source| SpecError::Read {
@@ -56,5 +81,5 @@ pub fn load_bundle(dir: &Path, host: &Host) -> Result<Planned, SpecError> {
             ))
         }
     }
-    Config::plan(spec, dir, rootfs, host)
+    plan_parsed(spec, &text, dir, rootfs, host)
 }
