@@ -146,7 +146,7 @@ fn checker_binary() -> PathBuf {
 }
 
 /// Runs cargo in the workspace, with its output going straight to the test's stderr.
-fn cargo(args: &[&str]) {
+pub(crate) fn cargo(args: &[&str]) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
         .args(args)

@@ -9,22 +9,29 @@
 //!
 //! - [`rootless`]: a real user without root and cgroups delegated to it.
 //! - [`engines`]: Docker, Podman and containerd driving runc and bulwark-runtime.
+//! - [`Bulwark`]: the engine's command line with a store of its own; [`images`] builds
+//!   test images (malicious ones too) and [`registry`] serves them from Debian's
+//!   docker-registry on 127.0.0.1, plain, behind basic auth and behind bearer tokens.
 //!
 //! Containers need root; tests using these helpers run as root on the host kernel.
 #![forbid(unsafe_code)]
 
 mod bundle;
 mod clean;
+mod engine_cli;
 pub mod engines;
 mod fixture;
+pub mod images;
 mod paths;
 mod process;
+pub mod registry;
 pub mod rootless;
 mod runtime;
 mod spec;
 
 pub use bundle::{add_user_namespace, default_config, Bundle};
 pub use clean::{assert_clean, catches_signal, mounts_under, processes_mentioning, wait_until};
+pub use engine_cli::{engine_binary, Bulwark};
 pub use fixture::{runtime_binary, Fixture, CHECKER};
 pub use paths::{target_dir, workspace_root, TempDir};
 pub use process::{default_timeout, field, run_captured, Output, Spawned};

@@ -203,3 +203,21 @@ pub fn reset_signals() {
     }
     let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
 }
+
+/// Takes ownership of a descriptor this process inherited by number (from its parent, as
+/// named in an environment variable). Refuses a number that is not open, one below 3
+/// (stdio) and one taken before, so two owners can never close the same descriptor.
+pub fn take_inherited_fd(fd: std::os::fd::RawFd) -> SysResult<OwnedFd> {
+    use std::sync::Mutex;
+    static TAKEN: Mutex<Vec<std::os::fd::RawFd>> = Mutex::new(Vec::new());
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    if fd < 3 || taken.contains(&fd) {
+        return Err(Errno::EBADF);
+    }
+    // SAFETY: F_GETFD only reads the descriptor's flags; any number is safe to ask about.
+    check(unsafe { libc::fcntl(fd, libc::F_GETFD) } as libc::c_long)?;
+    taken.push(fd);
+    // SAFETY: the descriptor is open (checked above), inherited rather than opened by any
+    // object in this process, and handed out once (the list above), so this is its one owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

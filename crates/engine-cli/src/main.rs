@@ -1,0 +1,104 @@
+//! `bulwark`: the engine's command line. Each command parses its flags, makes one call on
+//! [`bulwark_engine::Engine`] and prints the result as Docker prints it.
+#![forbid(unsafe_code)]
+
+mod archive_cmd;
+mod args;
+mod error;
+mod format;
+mod images_cmd;
+mod login_cmd;
+mod mount_cmd;
+mod progress;
+mod transfer_cmd;
+
+use std::process::ExitCode;
+
+use args::{Cli, Command, ImageCommand, SystemCommand};
+use bulwark_engine::userns::{self, Entered};
+use bulwark_engine::{Engine, EngineConfig, UNPACK_ROLE};
+use clap::Parser;
+use error::CliError;
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // The engine's layer unpacker: this binary again, in a sandbox of its own making.
+    if args.get(1).is_some_and(|a| a == UNPACK_ROLE) {
+        let (Some(dir), Some(options)) = (args.get(2), args.get(3).and_then(|o| o.to_str())) else {
+            eprintln!("usage: bulwark {UNPACK_ROLE} DIR OPTIONS_JSON < LAYER");
+            return ExitCode::from(2);
+        };
+        return ExitCode::from(
+            bulwark_engine::unpack_layer_child(std::path::Path::new(dir), options) as u8,
+        );
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 125 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(CliError::Reported) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8, CliError> {
+    // Without root, everything happens in the user's namespace (see bulwark_engine::userns).
+    match userns::enter()? {
+        Entered::Exited(code) => return Ok(code.clamp(0, 255) as u8),
+        Entered::Root | Entered::Inside => {}
+    }
+    let mut config = EngineConfig::load(userns::rootless())?;
+    if let Some(store) = cli.store {
+        config.store = store;
+    }
+    let engine = || Engine::open(config.clone());
+    match cli.command {
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
+            transfer_cmd::pull(&engine()?, &a)
+        }
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => {
+            transfer_cmd::push(&engine()?, &a)
+        }
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => {
+            images_cmd::images(&engine()?, &a)
+        }
+        Command::Image(ImageCommand::Inspect(a)) => images_cmd::inspect(&engine()?, &a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images_cmd::rmi(&engine()?, &a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images_cmd::tag(&engine()?, &a),
+        Command::Image(ImageCommand::Prune(a)) => images_cmd::prune(&engine()?, &a),
+        Command::System(SystemCommand::Df) => images_cmd::df(&engine()?),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => {
+            archive_cmd::save(&engine()?, &a)
+        }
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => {
+            archive_cmd::load(&engine()?, &a)
+        }
+        Command::Login(a) => login_cmd::login(&engine()?, &a),
+        Command::Logout(a) => login_cmd::logout(&engine()?, &a),
+        Command::Image(ImageCommand::Mount(a)) => mount_cmd::mount(&engine()?, &a),
+        Command::Image(ImageCommand::Umount(a)) => mount_cmd::umount(&engine()?, &a),
+        Command::Unshare(a) => mount_cmd::unshare(&a),
+    }
+}
+
+/// A runtime for the commands that talk to registries.
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::io("starting the async runtime"))
+}
+
+/// Whether a stream is a terminal.
+fn is_terminal(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal()
+}

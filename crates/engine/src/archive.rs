@@ -1,0 +1,583 @@
+//! `save` and `load`: images as docker-archive tars (`manifest.json`, `repositories`,
+//! configs and uncompressed layer tars by diff id, plus an OCI layout as Docker 25 and
+//! later write it) and as OCI-archive tars (an OCI image layout of the stored blobs).
+//! Loading reads either (compressed or not), checks every blob, and stores the images as
+//! a pull does: layers unpacked in the sandbox, records and names last.
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use bulwark_image::manifest::{self, Compression, Layer, Manifest};
+use bulwark_image::{Digest, ImageName};
+use bulwark_store::{chain_ids, ImageRecord, RECORD_FORMAT};
+
+use crate::{Engine, EngineError};
+
+/// The two archive formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    Docker,
+    Oci,
+}
+
+/// What `load` stored.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// Familiar names given to loaded images.
+    pub names: Vec<String>,
+    /// Images loaded without a name.
+    pub untagged: Vec<Digest>,
+}
+
+fn archive_error(what: impl Into<String>, reason: impl std::fmt::Display) -> EngineError {
+    EngineError::Archive {
+        what: what.into(),
+        reason: reason.to_string(),
+    }
+}
+
+struct TarOut<W: Write> {
+    builder: tar::Builder<W>,
+}
+
+impl<W: Write> TarOut<W> {
+    fn file(&mut self, path: &str, bytes: &[u8]) -> Result<(), EngineError> {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        self.builder
+            .append_data(&mut header, path, bytes)
+            .map_err(|e| archive_error(path, e))
+    }
+
+    fn reader(&mut self, path: &str, size: u64, data: impl Read) -> Result<(), EngineError> {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        self.builder
+            .append_data(&mut header, path, data)
+            .map_err(|e| archive_error(path, e))
+    }
+}
+
+impl Engine {
+    /// Writes the images `what` (names or ids) to `out` as one archive.
+    pub fn save(
+        &self,
+        what: &[String],
+        format: ArchiveFormat,
+        out: impl Write,
+    ) -> Result<(), EngineError> {
+        let names = self.store.names()?;
+        let mut images: Vec<(ImageRecord, Vec<String>)> = Vec::new();
+        for item in what {
+            let record = self.resolve(item)?;
+            let tags: Vec<String> = match ImageName::parse(item) {
+                Ok(name)
+                    if name.digest().is_none()
+                        && !item.starts_with("sha256:")
+                        && names.tags.contains_key(&name.canonical()) =>
+                {
+                    vec![name.canonical()]
+                }
+                _ => names.of(&record.id).0,
+            };
+            match images.iter_mut().find(|(r, _)| r.id == record.id) {
+                Some((_, t)) => t.extend(tags),
+                None => images.push((record, tags)),
+            }
+        }
+        let mut tar = TarOut {
+            builder: tar::Builder::new(out),
+        };
+        match format {
+            ArchiveFormat::Oci => self.save_oci(&images, &mut tar)?,
+            ArchiveFormat::Docker => self.save_docker(&images, &mut tar)?,
+        }
+        tar.builder
+            .into_inner()
+            .map_err(|e| archive_error("the archive", e))?
+            .flush()
+            .map_err(|e| archive_error("the archive", e))
+    }
+
+    fn save_oci<W: Write>(
+        &self,
+        images: &[(ImageRecord, Vec<String>)],
+        tar: &mut TarOut<W>,
+    ) -> Result<(), EngineError> {
+        let mut written = std::collections::BTreeSet::new();
+        let mut entries = Vec::new();
+        for (record, tags) in images {
+            for blob in [&record.id, &record.manifest]
+                .into_iter()
+                .chain(record.layers.iter().map(|l| &l.blob))
+            {
+                if written.insert(blob.clone()) {
+                    let size = std::fs::metadata(self.store.blob_path(blob))
+                        .map(|m| m.len())
+                        .unwrap_or(0);
+                    tar.reader(
+                        &format!("blobs/sha256/{}", blob.hex()),
+                        size,
+                        self.store.open_blob(blob)?,
+                    )?;
+                }
+            }
+            let size = std::fs::metadata(self.store.blob_path(&record.manifest))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let descriptor = |name: Option<&String>| {
+                let mut d = serde_json::json!({
+                    "mediaType": record.manifest_media_type,
+                    "digest": record.manifest,
+                    "size": size,
+                    "platform": {"os": record.platform.os, "architecture": record.platform.architecture},
+                });
+                if let Some(name) = name {
+                    let tag = name.rsplit_once(':').map_or("latest", |(_, t)| t);
+                    d["annotations"] = serde_json::json!({
+                        "io.containerd.image.name": name,
+                        "org.opencontainers.image.ref.name": tag,
+                    });
+                }
+                d
+            };
+            if tags.is_empty() {
+                entries.push(descriptor(None));
+            }
+            entries.extend(tags.iter().map(|t| descriptor(Some(t))));
+        }
+        tar.file("oci-layout", br#"{"imageLayoutVersion": "1.0.0"}"#)?;
+        let index = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": entries});
+        tar.file("index.json", index.to_string().as_bytes())
+    }
+
+    fn save_docker<W: Write>(
+        &self,
+        images: &[(ImageRecord, Vec<String>)],
+        tar: &mut TarOut<W>,
+    ) -> Result<(), EngineError> {
+        let mut manifest_json = Vec::new();
+        let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        let mut written = std::collections::BTreeSet::new();
+        let mut index_entries = Vec::new();
+        for (record, tags) in images {
+            let config = self.store.read_blob(&record.id)?;
+            if written.insert(record.id.clone()) {
+                tar.file(&format!("blobs/sha256/{}", record.id.hex()), &config)?;
+            }
+            let mut layer_paths = Vec::new();
+            let mut oci_layers = Vec::new();
+            for layer in &record.layers {
+                let path = format!("blobs/sha256/{}", layer.diff_id.hex());
+                if written.insert(layer.diff_id.clone()) {
+                    let data = self.uncompressed(layer)?;
+                    tar.file(&path, &data)?;
+                }
+                let size = self
+                    .store
+                    .layer(
+                        &chain_ids(
+                            &record
+                                .layers
+                                .iter()
+                                .map(|l| l.diff_id.clone())
+                                .collect::<Vec<_>>(),
+                        )[layer_index(record, layer)],
+                    )?
+                    .map_or(0, |l| l.size);
+                oci_layers.push(serde_json::json!({"mediaType": Compression::None.oci_media_type(), "digest": layer.diff_id, "size": size}));
+                layer_paths.push(path);
+            }
+            let oci_manifest = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": manifest::OCI_MANIFEST,
+                "config": {"mediaType": manifest::OCI_CONFIG, "digest": record.id, "size": config.len()},
+                "layers": oci_layers,
+            })
+            .to_string();
+            let manifest_digest = Digest::of(oci_manifest.as_bytes());
+            if written.insert(manifest_digest.clone()) {
+                tar.file(
+                    &format!("blobs/sha256/{}", manifest_digest.hex()),
+                    oci_manifest.as_bytes(),
+                )?;
+            }
+            let familiar_tags: Vec<String> = tags
+                .iter()
+                .filter_map(|t| ImageName::parse(t).ok())
+                .map(|n| n.familiar())
+                .collect();
+            for name in tags.iter().filter_map(|t| ImageName::parse(t).ok()) {
+                if let (Some(tag), Some(top)) = (name.tag(), record.layers.last()) {
+                    repositories
+                        .entry(name.familiar_repository())
+                        .or_default()
+                        .insert(tag.to_owned(), top.diff_id.hex().to_owned());
+                }
+                index_entries.push(serde_json::json!({
+                    "mediaType": manifest::OCI_MANIFEST, "digest": manifest_digest, "size": oci_manifest.len(),
+                    "annotations": {"io.containerd.image.name": name.canonical(), "org.opencontainers.image.ref.name": name.tag().unwrap_or("latest")}
+                }));
+            }
+            manifest_json.push(serde_json::json!({
+                "Config": format!("blobs/sha256/{}", record.id.hex()),
+                "RepoTags": if familiar_tags.is_empty() { serde_json::Value::Null } else { serde_json::json!(familiar_tags) },
+                "Layers": layer_paths,
+            }));
+        }
+        tar.file("oci-layout", br#"{"imageLayoutVersion": "1.0.0"}"#)?;
+        let index = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": index_entries});
+        tar.file("index.json", index.to_string().as_bytes())?;
+        tar.file(
+            "manifest.json",
+            format!("{}\n", serde_json::Value::Array(manifest_json)).as_bytes(),
+        )?;
+        tar.file(
+            "repositories",
+            serde_json::to_string(&repositories)
+                .expect("a map")
+                .as_bytes(),
+        )
+    }
+
+    /// A layer's tar, uncompressed, checked against its diff id.
+    fn uncompressed(&self, layer: &Layer) -> Result<Vec<u8>, EngineError> {
+        let blob = self.store.open_blob(&layer.blob)?;
+        let mut out = Vec::new();
+        let read = match layer.compression {
+            Compression::None => std::io::BufReader::new(blob).read_to_end(&mut out),
+            Compression::Gzip => flate2::read::MultiGzDecoder::new(blob).read_to_end(&mut out),
+            Compression::Zstd => {
+                return Err(archive_error(
+                    layer.blob.to_string(),
+                    "zstd layers are saved only in OCI archives",
+                ))
+            }
+        };
+        read.map_err(|e| archive_error(layer.blob.to_string(), e))?;
+        if Digest::of(&out) != layer.diff_id {
+            return Err(archive_error(
+                layer.blob.to_string(),
+                "its uncompressed content does not match its diff id",
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Loads every image of a docker-archive or OCI-archive tar (gzip or not) from `input`.
+    pub fn load(&self, input: impl Read) -> Result<Loaded, EngineError> {
+        let loaded = {
+            let _pin = self.store.pin()?;
+            let (_scratch, dir) = self
+                .store
+                .scratch(&format!("load-{}", std::process::id()))?;
+            let loaded = self.extract_archive(input, &dir).and_then(|()| {
+                if dir.join("manifest.json").is_file() {
+                    self.load_docker(&dir)
+                } else if dir.join("index.json").is_file() {
+                    self.load_oci(&dir)
+                } else {
+                    Err(archive_error(
+                        "the archive",
+                        "it has neither manifest.json (docker-archive) nor index.json (OCI)",
+                    ))
+                }
+            });
+            let _ = bulwark_store::remove_tree(&dir);
+            loaded
+        };
+        if loaded.is_err() {
+            // What the failed load stored and no record names goes now.
+            self.store.lock()?;
+        }
+        loaded
+    }
+
+    /// Regular files of the archive under `dir`; names must be plain relative paths.
+    fn extract_archive(&self, input: impl Read, dir: &Path) -> Result<(), EngineError> {
+        let mut head = [0u8; 4];
+        let mut input = std::io::BufReader::new(input);
+        let peeked = {
+            use std::io::BufRead;
+            let buf = input
+                .fill_buf()
+                .map_err(|e| archive_error("the archive", e))?;
+            let n = buf.len().min(4);
+            head[..n].copy_from_slice(&buf[..n]);
+            n
+        };
+        let reader: Box<dyn Read> = match Compression::sniff(&head[..peeked]) {
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
+            _ => Box::new(input),
+        };
+        let mut archive = tar::Archive::new(reader);
+        for entry in archive
+            .entries()
+            .map_err(|e| archive_error("the archive", e))?
+        {
+            let mut entry = entry.map_err(|e| archive_error("the archive", e))?;
+            let path = entry
+                .path()
+                .map_err(|e| archive_error("the archive", e))?
+                .into_owned();
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            if path
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+            {
+                return Err(archive_error(
+                    path.display().to_string(),
+                    "not a plain relative name",
+                ));
+            }
+            let target = dir.join(&path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| archive_error(path.display().to_string(), e))?;
+            }
+            let mut file = std::fs::File::create(&target)
+                .map_err(|e| archive_error(path.display().to_string(), e))?;
+            std::io::copy(&mut entry, &mut file)
+                .map_err(|e| archive_error(path.display().to_string(), e))?;
+        }
+        Ok(())
+    }
+
+    fn load_docker(&self, dir: &Path) -> Result<Loaded, EngineError> {
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            #[serde(rename = "Config")]
+            config: String,
+            #[serde(rename = "RepoTags", default)]
+            repo_tags: Option<Vec<String>>,
+            #[serde(rename = "Layers")]
+            layers: Vec<String>,
+        }
+        let text = std::fs::read(dir.join("manifest.json"))
+            .map_err(|e| archive_error("manifest.json", e))?;
+        let entries: Vec<Entry> =
+            serde_json::from_slice(&text).map_err(|e| archive_error("manifest.json", e))?;
+        let mut loaded = Loaded::default();
+        for entry in entries {
+            let config_bytes = read_member(dir, &entry.config)?;
+            let config_digest = Digest::of(&config_bytes);
+            let config = manifest::parse_config(&config_bytes, &config_digest)?;
+            let diff_ids = config.rootfs().diff_ids();
+            if diff_ids.len() != entry.layers.len() {
+                return Err(archive_error(
+                    entry.config,
+                    "its layer count does not match the config's rootfs.diff_ids",
+                ));
+            }
+            let mut layers = Vec::new();
+            for (path, diff_id) in entry.layers.iter().zip(diff_ids) {
+                let member = member_path(dir, path)?;
+                let bytes = std::fs::read(&member).map_err(|e| archive_error(path, e))?;
+                let blob = self.store.put_blob(&bytes)?;
+                layers.push(Layer {
+                    size: bytes.len() as u64,
+                    compression: Compression::sniff(&bytes[..bytes.len().min(4)]),
+                    diff_id: Digest::parse(diff_id)?,
+                    blob,
+                });
+            }
+            let record = self.store_loaded(&config_bytes, &config, layers, None)?;
+            self.name_loaded(&record, entry.repo_tags.unwrap_or_default(), &mut loaded)?;
+        }
+        Ok(loaded)
+    }
+
+    fn load_oci(&self, dir: &Path) -> Result<Loaded, EngineError> {
+        let index_bytes =
+            std::fs::read(dir.join("index.json")).map_err(|e| archive_error("index.json", e))?;
+        let index_digest = Digest::of(&index_bytes);
+        let Manifest::Index(index) = manifest::parse(&index_bytes, &index_digest)? else {
+            return Err(archive_error("index.json", "not an image index"));
+        };
+        let mut loaded = Loaded::default();
+        let platform = bulwark_image::Platform::host();
+        for entry in index.manifests() {
+            let mut digest = Digest::parse(entry.digest().as_ref())?;
+            let mut via_index = None;
+            let mut bytes = self.oci_blob(dir, &digest)?;
+            if let Manifest::Index(inner) = manifest::parse(&bytes, &digest)? {
+                let (chosen, _) = manifest::choose(&inner, &platform, "the archive")?;
+                via_index = Some((digest.clone(), bytes.clone()));
+                digest = chosen;
+                bytes = self.oci_blob(dir, &digest)?;
+            }
+            let Manifest::Image(image) = manifest::parse(&bytes, &digest)? else {
+                return Err(archive_error(
+                    digest.to_string(),
+                    "an index inside an index",
+                ));
+            };
+            let config_digest = Digest::parse(image.config().digest().as_ref())?;
+            let config_bytes = self.oci_blob(dir, &config_digest)?;
+            let config = manifest::parse_config(&config_bytes, &config_digest)?;
+            for layer in image.layers() {
+                let blob = Digest::parse(layer.digest().as_ref())?;
+                let data = self.oci_blob(dir, &blob)?;
+                self.store.put_blob(&data)?;
+            }
+            let layers = manifest::layers(&image, &config, &digest)?;
+            self.store.put_blob(&bytes)?;
+            if let Some((_, index_bytes)) = &via_index {
+                self.store.put_blob(index_bytes)?;
+            }
+            let record = self.store_loaded(
+                &config_bytes,
+                &config,
+                layers,
+                Some((digest, via_index.map(|(d, _)| d), media_type_of(&bytes))),
+            )?;
+            let annotations = entry.annotations().clone().unwrap_or_default();
+            let name = annotations
+                .get("io.containerd.image.name")
+                .cloned()
+                .or_else(|| {
+                    annotations
+                        .get("org.opencontainers.image.ref.name")
+                        .filter(|n| n.contains('/') || n.contains(':'))
+                        .cloned()
+                });
+            self.name_loaded(&record, name.into_iter().collect(), &mut loaded)?;
+        }
+        Ok(loaded)
+    }
+
+    /// A blob of an OCI layout, checked against its digest.
+    fn oci_blob(&self, dir: &Path, digest: &Digest) -> Result<Vec<u8>, EngineError> {
+        let path = dir.join("blobs/sha256").join(digest.hex());
+        let bytes = std::fs::read(&path).map_err(|e| archive_error(format!("blob {digest}"), e))?;
+        if Digest::of(&bytes) != *digest {
+            return Err(archive_error(
+                format!("blob {digest}"),
+                "its content does not match its digest",
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Stores a loaded image: its config, its layers unpacked, then its record.
+    fn store_loaded(
+        &self,
+        config_bytes: &[u8],
+        config: &oci_spec::image::ImageConfiguration,
+        layers: Vec<Layer>,
+        manifest: Option<(Digest, Option<Digest>, String)>,
+    ) -> Result<ImageRecord, EngineError> {
+        let id = self.store.put_blob(config_bytes)?;
+        let chain = chain_ids(&layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>());
+        for (i, (layer, chain_id)) in layers.iter().zip(&chain).enumerate() {
+            let parent = i.checked_sub(1).map(|p| &chain[p]);
+            self.store
+                .make_layer(chain_id, &layer.diff_id, parent, |dir| {
+                    self.unpack_in_child(layer, dir)
+                })?;
+        }
+        let (manifest_digest, index, media_type) = match manifest {
+            Some(m) => m,
+            None => {
+                let doc = serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": manifest::OCI_MANIFEST,
+                    "config": {"mediaType": manifest::OCI_CONFIG, "digest": id, "size": config_bytes.len()},
+                    "layers": layers.iter().map(|l| serde_json::json!({"mediaType": l.compression.oci_media_type(), "digest": l.blob, "size": l.size})).collect::<Vec<_>>(),
+                })
+                .to_string();
+                (
+                    self.store.put_blob(doc.as_bytes())?,
+                    None,
+                    manifest::OCI_MANIFEST.to_owned(),
+                )
+            }
+        };
+        let size = chain
+            .iter()
+            .map(|c| self.store.layer(c).map(|l| l.map_or(0, |l| l.size)))
+            .sum::<Result<u64, _>>()?;
+        let record = ImageRecord {
+            format: RECORD_FORMAT,
+            id,
+            manifest: manifest_digest,
+            manifest_media_type: media_type,
+            index,
+            platform: bulwark_image::Platform {
+                os: config.os().to_string(),
+                architecture: config.architecture().to_string(),
+                variant: config.variant().clone(),
+            },
+            layers,
+            chain_ids: chain,
+            size,
+            stored: bulwark_store::now(),
+            last_tag_time: None,
+        };
+        self.store.sync()?;
+        let _lock = self.store.lock()?;
+        if self.store.image(&record.id)?.is_none() {
+            self.store.put_image(&record)?;
+        }
+        Ok(record)
+    }
+
+    fn name_loaded(
+        &self,
+        record: &ImageRecord,
+        tags: Vec<String>,
+        loaded: &mut Loaded,
+    ) -> Result<(), EngineError> {
+        let _lock = self.store.lock()?;
+        let mut names = self.store.names()?;
+        if tags.is_empty() {
+            loaded.untagged.push(record.id.clone());
+        }
+        for tag in tags {
+            let name = ImageName::parse(&tag)?;
+            names.tags.insert(name.canonical(), record.id.clone());
+            loaded.names.push(name.familiar());
+        }
+        self.store.put_names(&names)?;
+        Ok(())
+    }
+}
+
+fn layer_index(record: &ImageRecord, layer: &Layer) -> usize {
+    record.layers.iter().position(|l| l == layer).unwrap_or(0)
+}
+
+fn media_type_of(bytes: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| manifest::OCI_MANIFEST.to_owned())
+}
+
+/// A member of an extracted archive by its name there, refusing names that leave it.
+fn member_path(dir: &Path, name: &str) -> Result<PathBuf, EngineError> {
+    let path = Path::new(name);
+    if path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(archive_error(name, "not a plain relative name"));
+    }
+    Ok(dir.join(path))
+}
+
+fn read_member(dir: &Path, name: &str) -> Result<Vec<u8>, EngineError> {
+    std::fs::read(member_path(dir, name)?).map_err(|e| archive_error(name, e))
+}

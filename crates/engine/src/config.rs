@@ -1,0 +1,88 @@
+//! The engine's configuration: where the store is, which registries may be reached over
+//! plain HTTP, the limits layers are unpacked under. Read from
+//! `/etc/bulwark/engine.json` (or `$XDG_CONFIG_HOME/bulwark/engine.json` without root, or
+//! the file `$BULWARK_CONFIG` names).
+use std::path::PathBuf;
+
+use bulwark_layer::Limits;
+
+use crate::EngineError;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// The store's directory.
+    pub store: PathBuf,
+    /// Registries (`host[:port]`) plain HTTP is allowed for, besides loopback ones.
+    pub insecure_registries: Vec<String>,
+    /// What one layer may hold.
+    pub layer_limits: Limits,
+    /// Layers downloaded at once.
+    pub max_concurrent_downloads: usize,
+    /// The engine runs without the host's root.
+    #[serde(skip)]
+    pub rootless: bool,
+    /// The program that unpacks a layer in its sandbox (`bulwark` itself).
+    #[serde(skip)]
+    pub unpacker: PathBuf,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            store: PathBuf::from("/var/lib/bulwark"),
+            insecure_registries: Vec::new(),
+            layer_limits: Limits::default(),
+            max_concurrent_downloads: 3,
+            rootless: false,
+            unpacker: PathBuf::from("/proc/self/exe"),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The configuration for a root or rootless engine: the file if there is one, the
+    /// defaults otherwise; `$BULWARK_STORE` overrides the store.
+    pub fn load(rootless: bool) -> Result<EngineConfig, EngineError> {
+        let home = || {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/"))
+        };
+        let xdg = |var: &str, fallback: &str| {
+            std::env::var_os(var)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home().join(fallback))
+        };
+        let path = if let Some(path) = std::env::var_os("BULWARK_CONFIG").filter(|p| !p.is_empty())
+        {
+            PathBuf::from(path)
+        } else if rootless {
+            xdg("XDG_CONFIG_HOME", ".config").join("bulwark/engine.json")
+        } else {
+            PathBuf::from("/etc/bulwark/engine.json")
+        };
+        let mut config: EngineConfig = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| EngineError::Config {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => EngineConfig::default(),
+            Err(e) => {
+                return Err(EngineError::Config {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        if rootless && config.store == EngineConfig::default().store {
+            config.store = xdg("XDG_DATA_HOME", ".local/share").join("bulwark");
+        }
+        if let Some(store) = std::env::var_os("BULWARK_STORE").filter(|s| !s.is_empty()) {
+            config.store = PathBuf::from(store);
+        }
+        config.rootless = rootless;
+        Ok(config)
+    }
+}

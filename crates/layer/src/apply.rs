@@ -1,0 +1,636 @@
+//! Creating a layer's entries beneath its directory. Every path is resolved by the kernel
+//! from the layer's directory with `RESOLVE_IN_ROOT`, refusing symlinks, magic links and
+//! mount crossings; every entry is made with `*at` calls on a directory fd, never by a
+//! joined host path. A symlink in the layer is created, never followed; a hardlink may
+//! only point at a file of the same layer.
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use bulwark_image::digest::HashingReader;
+use bulwark_image::manifest::Compression;
+use bulwark_image::Digest;
+use rustix::fs::{
+    self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags,
+};
+use rustix::io::Errno;
+use tar::EntryType;
+
+use crate::limits::{limit_of, Bounded, Counted, Limits};
+use crate::path::EntryPath;
+use crate::UnpackError;
+
+/// How to unpack one layer.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Options {
+    pub compression: Compression,
+    /// The digest the uncompressed tar must have (the config's `rootfs.diff_ids` entry).
+    pub diff_id: Digest,
+    pub limits: Limits,
+    /// Device nodes may be made (the host's root unpacks); otherwise one is refused.
+    pub devices: bool,
+    /// overlayfs's xattrs in the `user.` namespace (`userxattr`, rootless overlayfs)
+    /// rather than `trusted.`.
+    pub user_xattrs: bool,
+}
+
+/// What a layer held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    pub entries: u64,
+    /// Bytes of the uncompressed tar.
+    pub tar_bytes: u64,
+    /// Bytes of file content written.
+    pub file_bytes: u64,
+}
+
+/// Unpacks the layer blob `blob` into the directory `root` (an `O_RDONLY|O_DIRECTORY` fd
+/// of an empty directory), checking it against `options.diff_id`.
+pub fn unpack(
+    blob: impl Read,
+    root: BorrowedFd<'_>,
+    options: &Options,
+) -> Result<Stats, UnpackError> {
+    let (counted, compressed) = Counted::new(blob);
+    let decompressed: Box<dyn Read> = match options.compression {
+        Compression::None => Box::new(counted),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counted)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(counted)
+                .map_err(|e| UnpackError::Read(e.to_string()))?,
+        ),
+    };
+    let mut hashed = HashingReader::new(Bounded::new(decompressed, compressed, options.limits));
+    let mut layer = Layer {
+        root,
+        options,
+        stats: Stats::default(),
+        dir_times: Vec::new(),
+    };
+    {
+        let mut archive = tar::Archive::new(&mut hashed);
+        for entry in archive.entries().map_err(read_error)? {
+            let mut entry = entry.map_err(read_error)?;
+            layer.stats.entries += 1;
+            if layer.stats.entries > options.limits.max_entries {
+                return Err(UnpackError::Limit(format!(
+                    "the layer has more than {} entries (the limit)",
+                    options.limits.max_entries
+                )));
+            }
+            layer.apply(&mut entry)?;
+        }
+    }
+    // The tar's end marker may come before the end of the stream: the digest covers all.
+    std::io::copy(&mut hashed, &mut std::io::sink()).map_err(read_error)?;
+    layer.set_dir_times()?;
+    let (actual, len) = hashed.finish();
+    if actual != options.diff_id {
+        return Err(UnpackError::DiffId {
+            expected: options.diff_id.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    layer.stats.tar_bytes = len;
+    Ok(layer.stats)
+}
+
+fn read_error(e: std::io::Error) -> UnpackError {
+    limit_of(&e).unwrap_or_else(|| UnpackError::Read(e.to_string()))
+}
+
+/// What one entry's header says about the object it makes.
+struct Meta {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: Timespec,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+struct Layer<'a> {
+    root: BorrowedFd<'a>,
+    options: &'a Options,
+    stats: Stats,
+    /// Directories whose mtime is set last (their entries change it).
+    dir_times: Vec<(PathBuf, Timespec)>,
+}
+
+/// Resolution beneath the layer: nothing may lead out of it or through a symlink.
+fn beneath() -> ResolveFlags {
+    ResolveFlags::IN_ROOT
+        | ResolveFlags::NO_SYMLINKS
+        | ResolveFlags::NO_MAGICLINKS
+        | ResolveFlags::NO_XDEV
+}
+
+impl Layer<'_> {
+    fn apply(&mut self, entry: &mut tar::Entry<'_, impl Read>) -> Result<(), UnpackError> {
+        let raw = entry
+            .path()
+            .map_err(|e| UnpackError::entry("?", format!("an unreadable name: {e}")))?
+            .into_owned();
+        let shown = raw.display().to_string();
+        let path = EntryPath::parse(&raw, self.options.limits.max_path)
+            .map_err(|reason| UnpackError::entry(&shown, reason))?;
+        let meta = self
+            .meta(entry)
+            .map_err(|reason| UnpackError::entry(&shown, reason))?;
+        let kind = entry.header().entry_type();
+        let fail = |reason: String| UnpackError::entry(&shown, reason);
+        if path.is_root() {
+            return self.root_dir(&meta).map_err(fail);
+        }
+        let name = path.name().to_owned();
+        if let Some(target) = name.as_bytes().strip_prefix(b".wh.") {
+            return self
+                .whiteout(&path, OsStr::from_bytes(target))
+                .map_err(fail);
+        }
+        let parent = self.dir(path.parent()).map_err(fail)?;
+        let result = match kind {
+            EntryType::Directory => self.directory(&parent, &path, &meta),
+            EntryType::Regular | EntryType::Continuous => self.file(&parent, &name, &meta, entry),
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| fail(format!("an unreadable link target: {e}")))?
+                    .ok_or_else(|| fail("a symlink without a target".into()))?
+                    .into_owned();
+                self.symlink(&parent, &name, &target, &meta)
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| fail(format!("an unreadable link target: {e}")))?
+                    .ok_or_else(|| fail("a hardlink without a target".into()))?
+                    .into_owned();
+                self.hardlink(&parent, &path, &target)
+            }
+            EntryType::Char | EntryType::Block => {
+                let major = entry.header().device_major().ok().flatten().unwrap_or(0);
+                let minor = entry.header().device_minor().ok().flatten().unwrap_or(0);
+                if kind == EntryType::Char && major == 0 && minor == 0 {
+                    // An overlay-format whiteout carried as such.
+                    self.clear(&parent, &name, false)
+                        .and_then(|_| make_whiteout(&parent, &name))
+                } else {
+                    self.device(&parent, &name, kind, major, minor, &meta)
+                }
+            }
+            EntryType::Fifo => self.fifo(&parent, &name, &meta),
+            other => Err(format!("entry type {other:?} is not supported in a layer")),
+        };
+        result.map_err(fail)
+    }
+
+    /// Owner, mode, mtime and the xattrs the layer may set, from the entry's headers.
+    fn meta(&self, entry: &mut tar::Entry<'_, impl Read>) -> Result<Meta, String> {
+        let header = entry.header();
+        let id = |v: std::io::Result<u64>, what: &str| -> Result<u32, String> {
+            let v = v.map_err(|e| format!("an unreadable {what}: {e}"))?;
+            u32::try_from(v).map_err(|_| format!("{what} {v} is out of range"))
+        };
+        let mut meta = Meta {
+            uid: id(header.uid(), "uid")?,
+            gid: id(header.gid(), "gid")?,
+            mode: id(header.mode().map(u64::from), "mode")? & 0o7777,
+            mtime: Timespec {
+                tv_sec: header.mtime().unwrap_or(0).min(i64::MAX as u64) as i64,
+                tv_nsec: 0,
+            },
+            xattrs: Vec::new(),
+        };
+        if let Ok(Some(pax)) = entry.pax_extensions() {
+            for ext in pax.flatten() {
+                let Ok(key) = ext.key() else { continue };
+                if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                    if xattr_allowed(name, self.options.user_xattrs) {
+                        meta.xattrs
+                            .push((name.to_owned(), ext.value_bytes().to_vec()));
+                    }
+                } else if key == "mtime" {
+                    if let Some(ts) = pax_time(ext.value_bytes()) {
+                        meta.mtime = ts;
+                    }
+                } else if key == "uid" || key == "gid" {
+                    let value = std::str::from_utf8(ext.value_bytes())
+                        .ok()
+                        .and_then(|v| v.parse::<u32>().ok())
+                        .ok_or_else(|| format!("PAX {key} is not a 32-bit id"))?;
+                    if key == "uid" {
+                        meta.uid = value;
+                    } else {
+                        meta.gid = value;
+                    }
+                }
+            }
+        }
+        Ok(meta)
+    }
+
+    /// The directory `rel` beneath the layer (`.` for the layer's own), made with mode
+    /// 0755 where missing.
+    fn dir(&self, rel: &Path) -> Result<OwnedFd, String> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        match rfs::openat2(self.root, rel, flags, Mode::empty(), beneath()) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(resolve_error(rel, e)),
+        }
+        let mut dir = rfs::openat2(self.root, ".", flags, Mode::empty(), beneath())
+            .map_err(|e| format!("opening the layer's directory: {e}"))?;
+        for part in rel.components() {
+            let part = part.as_os_str();
+            match rfs::openat2(&dir, part, flags, Mode::empty(), beneath()) {
+                Ok(next) => dir = next,
+                Err(Errno::NOENT) => {
+                    rfs::mkdirat(&dir, part, Mode::from_raw_mode(0o755))
+                        .map_err(|e| format!("making its directory {}: {e}", rel.display()))?;
+                    dir = rfs::openat2(&dir, part, flags, Mode::empty(), beneath())
+                        .map_err(|e| resolve_error(rel, e))?;
+                }
+                Err(e) => return Err(resolve_error(rel, e)),
+            }
+        }
+        Ok(dir)
+    }
+
+    /// Removes what `name` is in `parent` now, unless it is a directory and `keep_dir`;
+    /// returns whether a directory was kept.
+    fn clear(&self, parent: &OwnedFd, name: &OsStr, keep_dir: bool) -> Result<bool, String> {
+        match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(format!("inspecting what is there: {e}")),
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                if keep_dir {
+                    return Ok(true);
+                }
+                remove_tree(parent, name).map_err(|e| format!("removing the directory there: {e}"))?;
+                Ok(false)
+            }
+            // The pattern of the unpack races (CVE-2025-47290 and kin): a symlink, then a
+            // directory of the same name, then files meant to land through it. A layer has
+            // no reason to do that to itself.
+            Ok(st) if keep_dir && FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
+                Err("a directory in place of a symlink this layer made (refused: that is how unpackers are led out of the layer)".into())
+            }
+            Ok(_) => rfs::unlinkat(parent, name, AtFlags::empty())
+                .map(|()| false)
+                .map_err(|e| format!("removing what is there: {e}")),
+        }
+    }
+
+    fn root_dir(&mut self, meta: &Meta) -> Result<(), String> {
+        own_and_mode(self.root, ".", meta, true)?;
+        self.dir_times.push((PathBuf::from("."), meta.mtime));
+        Ok(())
+    }
+
+    fn directory(&mut self, parent: &OwnedFd, path: &EntryPath, meta: &Meta) -> Result<(), String> {
+        let name = path.name();
+        if !self.clear(parent, name, true)? {
+            rfs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
+                .map_err(|e| format!("mkdir: {e}"))?;
+        }
+        own_and_mode(parent.as_fd(), name, meta, true)?;
+        if !meta.xattrs.is_empty() {
+            let dir = rfs::openat2(
+                parent,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                beneath(),
+            )
+            .map_err(|e| format!("opening it: {e}"))?;
+            set_xattrs(&dir, &meta.xattrs)?;
+        }
+        self.dir_times.push((path.as_path().to_owned(), meta.mtime));
+        Ok(())
+    }
+
+    fn file(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        meta: &Meta,
+        data: &mut impl Read,
+    ) -> Result<(), String> {
+        self.clear(parent, name, false)?;
+        let fd = rfs::openat(
+            parent,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| format!("creating it: {e}"))?;
+        let mut file = File::from(fd);
+        let written = std::io::copy(data, &mut file).map_err(|e| match limit_of(&e) {
+            Some(limit) => limit.to_string(),
+            None => format!("writing its content: {e}"),
+        })?;
+        self.stats.file_bytes += written;
+        rfs::fchown(&file, Some(uid(meta.uid)), Some(gid(meta.gid)))
+            .map_err(|e| owner_error(meta, e))?;
+        // After the chown, which clears setuid and setgid bits.
+        rfs::fchmod(&file, Mode::from_raw_mode(meta.mode)).map_err(|e| format!("chmod: {e}"))?;
+        set_xattrs(&file, &meta.xattrs)?;
+        rfs::futimens(&file, &times(meta.mtime)).map_err(|e| format!("setting its mtime: {e}"))
+    }
+
+    fn symlink(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        target: &Path,
+        meta: &Meta,
+    ) -> Result<(), String> {
+        self.clear(parent, name, false)?;
+        rfs::symlinkat(target, parent, name).map_err(|e| format!("making the symlink: {e}"))?;
+        rfs::chownat(
+            parent,
+            name,
+            Some(uid(meta.uid)),
+            Some(gid(meta.gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| owner_error(meta, e))?;
+        rfs::utimensat(parent, name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| format!("setting its mtime: {e}"))
+    }
+
+    /// A hardlink to a file the layer already has: the target is resolved beneath the
+    /// layer like any name, so it can never be a host file.
+    fn hardlink(
+        &mut self,
+        parent: &OwnedFd,
+        path: &EntryPath,
+        target: &Path,
+    ) -> Result<(), String> {
+        let target = EntryPath::parse(target, self.options.limits.max_path)
+            .map_err(|reason| format!("its link target {}: {reason}", target.display()))?;
+        if target == *path {
+            return Ok(());
+        }
+        let source = rfs::openat2(
+            self.root,
+            target.as_path(),
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            beneath(),
+        )
+        .map_err(|e| match e {
+            Errno::NOENT => format!(
+                "a hardlink to {target}, which this layer does not have (a layer may link only to its own files)"
+            ),
+            e => format!("its link target {target}: {}", resolve_error(target.as_path(), e)),
+        })?;
+        let st = rfs::fstat(&source).map_err(|e| format!("inspecting its link target: {e}"))?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            return Err(format!("a hardlink to the directory {target}"));
+        }
+        self.clear(parent, path.name(), false)?;
+        let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&source));
+        rfs::linkat(
+            rfs::CWD,
+            proc_path.as_str(),
+            parent,
+            path.name(),
+            AtFlags::SYMLINK_FOLLOW,
+        )
+        .map_err(|e| format!("linking it to {target}: {e}"))
+    }
+
+    fn device(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        kind: EntryType,
+        major: u32,
+        minor: u32,
+        meta: &Meta,
+    ) -> Result<(), String> {
+        let (file_type, letter) = match kind {
+            EntryType::Block => (FileType::BlockDevice, 'b'),
+            _ => (FileType::CharacterDevice, 'c'),
+        };
+        if !self.options.devices {
+            return Err(format!(
+                "a device node ({letter} {major}:{minor}): only the host's root may unpack device nodes"
+            ));
+        }
+        self.clear(parent, name, false)?;
+        rfs::mknodat(
+            parent,
+            name,
+            file_type,
+            Mode::from_raw_mode(0o600),
+            rfs::makedev(major, minor),
+        )
+        .map_err(|e| format!("mknod {letter} {major}:{minor}: {e}"))?;
+        own_and_mode(parent.as_fd(), name, meta, false)?;
+        rfs::utimensat(parent, name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| format!("setting its mtime: {e}"))
+    }
+
+    fn fifo(&mut self, parent: &OwnedFd, name: &OsStr, meta: &Meta) -> Result<(), String> {
+        self.clear(parent, name, false)?;
+        rfs::mkfifoat(parent, name, Mode::from_raw_mode(0o600))
+            .map_err(|e| format!("mkfifo: {e}"))?;
+        own_and_mode(parent.as_fd(), name, meta, false)?;
+        rfs::utimensat(parent, name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| format!("setting its mtime: {e}"))
+    }
+
+    /// An OCI whiteout: `.wh..wh..opq` makes its directory opaque; `.wh.NAME` hides
+    /// NAME of the layers below (an overlayfs whiteout, char 0:0).
+    fn whiteout(&mut self, path: &EntryPath, target: &OsStr) -> Result<(), String> {
+        let parent_rel = path.parent();
+        if target.as_bytes() == b".wh..opq" {
+            let dir = self.dir(parent_rel)?;
+            let dir = rfs::openat2(
+                &dir,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                beneath(),
+            )
+            .map_err(|e| format!("opening its directory: {e}"))?;
+            let xattr = overlay_xattr(self.options.user_xattrs, "opaque");
+            return rfs::fsetxattr(&dir, xattr.as_str(), b"y", XattrFlags::empty())
+                .map_err(|e| format!("marking {} opaque ({xattr}): {e}", parent_rel.display()));
+        }
+        if target.as_bytes().starts_with(b".wh.") {
+            return Ok(()); // aufs's own bookkeeping (.wh..wh.plnk and such): nothing to make
+        }
+        if target.is_empty() || target.as_bytes().contains(&b'/') {
+            return Err("a whiteout that names nothing".into());
+        }
+        let parent = self.dir(parent_rel)?;
+        self.clear(&parent, target, false)?;
+        make_whiteout(&parent, target)
+    }
+
+    fn set_dir_times(&self) -> Result<(), UnpackError> {
+        for (path, mtime) in self.dir_times.iter().rev() {
+            let shown = path.display().to_string();
+            let dir = rfs::openat2(
+                self.root,
+                path,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                beneath(),
+            )
+            .map_err(|e| UnpackError::entry(&shown, resolve_error(path, e)))?;
+            rfs::futimens(&dir, &times(*mtime))
+                .map_err(|e| UnpackError::entry(&shown, format!("setting its mtime: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// The name of an overlayfs xattr (`opaque`, `whiteout` ...) for the mode in use.
+pub fn overlay_xattr(user: bool, what: &str) -> String {
+    if user {
+        format!("user.overlay.{what}")
+    } else {
+        format!("trusted.overlay.{what}")
+    }
+}
+
+fn make_whiteout(parent: &OwnedFd, name: &OsStr) -> Result<(), String> {
+    // A 0:0 character device is overlayfs's whiteout; the kernel lets anyone make one.
+    rfs::mknodat(
+        parent,
+        name,
+        FileType::CharacterDevice,
+        Mode::empty(),
+        rfs::makedev(0, 0),
+    )
+    .map_err(|e| format!("making the whiteout for {}: {e}", Path::new(name).display()))
+}
+
+/// Which xattrs a layer may set: `user.*`, file capabilities, and `trusted.*` where the
+/// host's root unpacks; never overlayfs's own (they would forge whiteouts, opaque
+/// directories or redirects), never other `security.*` labels.
+fn xattr_allowed(name: &str, user_xattrs: bool) -> bool {
+    if name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.") {
+        return false;
+    }
+    name.starts_with("user.")
+        || name == "security.capability"
+        || (name.starts_with("trusted.") && !user_xattrs)
+}
+
+fn set_xattrs(fd: &impl AsFd, xattrs: &[(String, Vec<u8>)]) -> Result<(), String> {
+    for (name, value) in xattrs {
+        rfs::fsetxattr(fd, name.as_str(), value, XattrFlags::empty())
+            .map_err(|e| format!("setting xattr {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Owner then mode (the chown clears setuid and setgid bits) of `name` in `dir`.
+fn own_and_mode(
+    dir: BorrowedFd<'_>,
+    name: impl rustix::path::Arg + Copy,
+    meta: &Meta,
+    is_dir: bool,
+) -> Result<(), String> {
+    rfs::chownat(
+        dir,
+        name,
+        Some(uid(meta.uid)),
+        Some(gid(meta.gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| owner_error(meta, e))?;
+    let _ = is_dir;
+    rfs::chmodat(dir, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
+        .map_err(|e| format!("chmod: {e}"))
+}
+
+fn owner_error(meta: &Meta, e: Errno) -> String {
+    match e {
+        Errno::INVAL => format!(
+            "its owner {}:{} is not mapped in the unpacker's user namespace (map more ids in /etc/subuid and /etc/subgid)",
+            meta.uid, meta.gid
+        ),
+        e => format!("chown {}:{}: {e}", meta.uid, meta.gid),
+    }
+}
+
+fn resolve_error(rel: &Path, e: Errno) -> String {
+    match e {
+        Errno::LOOP => format!(
+            "its path {} goes through a symlink (a layer's entries are never written through one)",
+            rel.display()
+        ),
+        Errno::NOTDIR => format!("a component of {} is not a directory", rel.display()),
+        Errno::XDEV => format!("its path {} leaves the layer", rel.display()),
+        e => format!("resolving {}: {e}", rel.display()),
+    }
+}
+
+fn uid(id: u32) -> rfs::Uid {
+    rfs::Uid::from_raw(id)
+}
+
+fn gid(id: u32) -> rfs::Gid {
+    rfs::Gid::from_raw(id)
+}
+
+fn times(mtime: Timespec) -> Timestamps {
+    Timestamps {
+        last_access: mtime,
+        last_modification: mtime,
+    }
+}
+
+/// A PAX time (`1700000000.123456789`).
+fn pax_time(value: &[u8]) -> Option<Timespec> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let tv_sec: i64 = secs.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    let tv_nsec = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
+    Some(Timespec { tv_sec, tv_nsec })
+}
+
+/// Removes the directory `name` in `parent` and everything below it, without following
+/// any symlink.
+pub fn remove_tree(parent: &impl AsFd, name: &OsStr) -> Result<(), Errno> {
+    let dir = rfs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut entries = Vec::new();
+    for entry in rfs::Dir::read_from(&dir)? {
+        let entry = entry?;
+        let n = entry.file_name().to_bytes();
+        if n == b"." || n == b".." {
+            continue;
+        }
+        entries.push((
+            OsStr::from_bytes(n).to_owned(),
+            entry.file_type() == FileType::Directory,
+        ));
+    }
+    for (child, is_dir) in entries {
+        if is_dir {
+            remove_tree(&dir, &child)?;
+        } else {
+            rfs::unlinkat(&dir, child.as_os_str(), AtFlags::empty())?;
+        }
+    }
+    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)
+}

@@ -1,0 +1,188 @@
+//! Layers unpacked once per chain id and shared by every image that has them. A layer is
+//! unpacked into `layers/.tmp-*` and renamed into place with its record, under a lock per
+//! chain id: two pulls of images with a shared layer never unpack it twice, and a killed
+//! unpack leaves only the temporary directory, removed by the next command.
+use std::path::{Path, PathBuf};
+
+use bulwark_image::Digest;
+
+use crate::fsutil::{read_json, sync_dir, write_json};
+use crate::lock::StoreLock;
+use crate::{Store, StoreError};
+
+/// `layers/<chain id>/layer.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LayerRecord {
+    pub format: u32,
+    pub chain_id: Digest,
+    pub diff_id: Digest,
+    pub parent: Option<Digest>,
+    /// Bytes of the uncompressed tar.
+    pub size: u64,
+    /// The name under `layers/l/` that overlayfs's lowerdir uses.
+    pub short: String,
+}
+
+/// The chain ids of a stack of layers: the first is its diff id, each next one the
+/// digest of `"<parent chain id> <diff id>"`.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match out.last() {
+            None => diff_id.clone(),
+            Some(parent) => Digest::of(format!("{parent} {diff_id}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+impl Store {
+    fn layer_home(&self, chain_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(chain_id.hex())
+    }
+
+    /// The unpacked layer's directory.
+    pub fn layer_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.layer_home(chain_id).join("diff")
+    }
+
+    /// The short path overlayfs gets for the layer, relative to `layers/`.
+    pub fn layer_short(&self, record: &LayerRecord) -> PathBuf {
+        Path::new("l").join(&record.short)
+    }
+
+    pub fn layer(&self, chain_id: &Digest) -> Result<Option<LayerRecord>, StoreError> {
+        read_json(&self.layer_home(chain_id).join("layer.json"))
+    }
+
+    /// All unpacked layers' chain ids.
+    pub fn layer_ids(&self) -> Result<Vec<Digest>, StoreError> {
+        let dir = self.root.join("layers");
+        let entries = std::fs::read_dir(&dir).map_err(StoreError::io("cannot read", &dir))?;
+        Ok(entries
+            .flatten()
+            .filter_map(|e| {
+                Digest::parse(&format!("sha256:{}", e.file_name().to_string_lossy())).ok()
+            })
+            .collect())
+    }
+
+    /// Makes the layer `chain_id` unless it exists: `unpack` fills the new layer's
+    /// directory (and returns the tar's size). One process unpacks a chain id at a time;
+    /// another waits and then uses its result.
+    pub fn make_layer(
+        &self,
+        chain_id: &Digest,
+        diff_id: &Digest,
+        parent: Option<&Digest>,
+        unpack: impl FnOnce(&Path) -> Result<u64, StoreError>,
+    ) -> Result<LayerRecord, StoreError> {
+        if let Some(record) = self.layer(chain_id)? {
+            return Ok(record);
+        }
+        let layers = self.root.join("layers");
+        let _lock = StoreLock::take(&layers.join(format!("{}.lock", chain_id.hex())))?;
+        if let Some(record) = self.layer(chain_id)? {
+            return Ok(record);
+        }
+        let tmp = layers.join(format!(".tmp-{}-{}", chain_id.hex(), std::process::id()));
+        remove_dir(&tmp)?;
+        std::fs::create_dir(&tmp).map_err(StoreError::io("cannot make", &tmp))?;
+        let diff = tmp.join("diff");
+        std::fs::create_dir(&diff).map_err(StoreError::io("cannot make", &diff))?;
+        let size = match unpack(&diff) {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = remove_dir(&tmp);
+                return Err(e);
+            }
+        };
+        let record = LayerRecord {
+            format: 1,
+            chain_id: chain_id.clone(),
+            diff_id: diff_id.clone(),
+            parent: parent.cloned(),
+            size,
+            short: chain_id.hex()[..16].to_owned(),
+        };
+        write_json(&tmp.join("layer.json"), &record)?;
+        let home = self.layer_home(chain_id);
+        std::fs::rename(&tmp, &home).map_err(StoreError::io("cannot rename into place", &home))?;
+        let link = layers.join("l").join(&record.short);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(Path::new("..").join(chain_id.hex()).join("diff"), &link)
+            .map_err(StoreError::io("cannot link", &link))?;
+        sync_dir(&layers)?;
+        Ok(record)
+    }
+
+    /// Removes an unpacked layer (nothing may use it).
+    pub fn remove_layer(&self, chain_id: &Digest) -> Result<u64, StoreError> {
+        let home = self.layer_home(chain_id);
+        let size = crate::fsutil::disk_usage(&home);
+        if let Some(record) = self.layer(chain_id)? {
+            let _ = std::fs::remove_file(self.root.join("layers/l").join(&record.short));
+        }
+        remove_dir(&home)?;
+        let _ = std::fs::remove_file(
+            self.root
+                .join("layers")
+                .join(format!("{}.lock", chain_id.hex())),
+        );
+        Ok(size)
+    }
+}
+
+/// Removes a directory tree without following symlinks; fine if it is not there.
+pub(crate) fn remove_dir(path: &Path) -> Result<(), StoreError> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    let Some(name) = path.file_name() else {
+        return Ok(());
+    };
+    let dir = match std::fs::File::open(parent) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("cannot open", parent)(e)),
+    };
+    match bulwark_layer::apply::remove_tree(&dir, name) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(StoreError::io("cannot remove", path)(
+            std::io::Error::from_raw_os_error(e.raw_os_error()),
+        )),
+    }
+}
+
+/// Removes layers killed unpacks left (`.tmp-<chain id>-<pid>`), once no live process
+/// holds that chain id's lock.
+pub(crate) fn clean_tmp(layers: &Path) -> Result<(), StoreError> {
+    let entries = std::fs::read_dir(layers).map_err(StoreError::io("cannot read", layers))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(".tmp-") else {
+            continue;
+        };
+        let hex = rest.split('-').next().unwrap_or_default();
+        let Some(_held) = StoreLock::try_take(&layers.join(format!("{hex}.lock")))? else {
+            continue;
+        };
+        remove_dir(&entry.path())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_spec() {
+        let a = Digest::of(b"a");
+        let b = Digest::of(b"b");
+        let ids = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(ids[0], a);
+        assert_eq!(ids[1], Digest::of(format!("{a} {b}").as_bytes()));
+    }
+}
