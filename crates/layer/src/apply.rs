@@ -392,16 +392,36 @@ impl Layer<'_> {
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             return Err(format!("a hardlink to the directory {target}"));
         }
+        // Linked by its (checked) directory and name, so no path is resolved again, and
+        // without /proc (the confined unpacker has none).
+        let source_dir = rfs::openat2(
+            self.root,
+            target.parent(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            beneath(),
+        )
+        .map_err(|e| {
+            format!(
+                "its link target {target}: {}",
+                resolve_error(target.parent(), e)
+            )
+        })?;
         self.clear(parent, path.name(), false)?;
-        let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&source));
         rfs::linkat(
-            rfs::CWD,
-            proc_path.as_str(),
+            &source_dir,
+            target.name(),
             parent,
             path.name(),
-            AtFlags::SYMLINK_FOLLOW,
+            AtFlags::empty(),
         )
-        .map_err(|e| format!("linking it to {target}: {e}"))
+        .map_err(|e| format!("linking it to {target}: {e}"))?;
+        let made = rfs::statat(parent, path.name(), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| format!("inspecting the link: {e}"))?;
+        if (made.st_dev, made.st_ino) != (st.st_dev, st.st_ino) {
+            return Err(format!("the link to {target} is not the file checked"));
+        }
+        Ok(())
     }
 
     fn device(

@@ -4,11 +4,13 @@
 //! 1. the layer's directory is opened;
 //! 2. a mount namespace of its own, with every mount private: nothing it could do to
 //!    mounts reaches the host;
-//! 3. Landlock: file access only beneath the layer's directory (the blob comes in on
-//!    stdin, the result goes out on stdout);
-//! 4. capabilities cut to what unpacking needs (owners, modes, file capabilities,
-//!    `trusted.` xattrs, device nodes only where allowed), no_new_privs;
-//! 5. a seccomp filter refusing what an unpacker never does: mounting, namespaces,
+//! 3. capabilities cut to what unpacking needs (owners, modes, file capabilities,
+//!    `trusted.` xattrs, device nodes only where allowed);
+//! 4. the layer's directory becomes its root (pivot_root, the old root detached): no
+//!    host file has a name in its world (the blob comes in on stdin, the result goes out
+//!    on stdout);
+//! 5. Landlock: file access only beneath that root, and no_new_privs;
+//! 6. a seccomp filter refusing what an unpacker never does: mounting, namespaces,
 //!    ptrace, sockets, keyrings, bpf, modules, io_uring and the like.
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -113,13 +115,36 @@ pub fn confine(dir: &Path, devices: bool) -> Result<OwnedFd, UnpackError> {
         None::<&str>,
     )
     .map_err(|e| setup("making every mount private")(&e))?;
-    landlock_to(&layer)?;
     drop_capabilities(devices)?;
+    let layer = root_at(layer, dir)?;
+    landlock_to(&layer)?;
     let profile = refusals();
     let filter = bulwark_seccomp::compile(&profile).map_err(|e| setup("the seccomp filter")(&e))?;
     bulwark_sys::seccomp::install(&filter.program, filter.flags)
         .map_err(|e| setup("installing the seccomp filter")(&e))?;
     Ok(layer)
+}
+
+/// Makes the layer's directory this process's whole filesystem: bound onto itself,
+/// pivoted to as the root, the old root detached. No absolute path, `..` or symlink can
+/// name a host file any more, which covers what Landlock does not (chown, chmod,
+/// xattrs, times). Returns the new root, opened.
+fn root_at(layer: OwnedFd, dir: &Path) -> Result<OwnedFd, UnpackError> {
+    let fail = setup("making the layer's directory the root");
+    nix::mount::mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(|e| fail(&e))?;
+    nix::unistd::chdir(dir).map_err(|e| fail(&e))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| fail(&e))?;
+    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH).map_err(|e| fail(&e))?;
+    nix::unistd::chdir("/").map_err(|e| fail(&e))?;
+    // The descriptor opened before still reaches the old tree through `..`: replaced.
+    drop(layer);
+    nix::fcntl::open(
+        "/",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| fail(&e))
 }
 
 /// File access only beneath the layer's directory (and no_new_privs).

@@ -95,6 +95,9 @@ impl Store {
             Ok(size) => size,
             Err(e) => {
                 let _ = remove_dir(&tmp);
+                // A waiter may hold the unlinked file's lock; it finds no layer and unpacks
+                // itself, and if two ever finish, the second keeps the first's (below).
+                let _ = std::fs::remove_file(layers.join(format!("{}.lock", chain_id.hex())));
                 return Err(e);
             }
         };
@@ -108,7 +111,13 @@ impl Store {
         };
         write_json(&tmp.join("layer.json"), &record)?;
         let home = self.layer_home(chain_id);
-        std::fs::rename(&tmp, &home).map_err(StoreError::io("cannot rename into place", &home))?;
+        if let Err(e) = std::fs::rename(&tmp, &home) {
+            let _ = remove_dir(&tmp);
+            return match self.layer(chain_id)? {
+                Some(made) => Ok(made),
+                None => Err(StoreError::io("cannot rename into place", &home)(e)),
+            };
+        }
         let link = layers.join("l").join(&record.short);
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(Path::new("..").join(chain_id.hex()).join("diff"), &link)
