@@ -319,3 +319,63 @@ fn save_and_load_round_trip_and_speak_skopeos_archives() {
     assert!(out.stderr.contains("archive"), "{out}");
     assert_eq!(target.store_tree(), before);
 }
+
+#[test]
+fn unpacked_layers_keep_no_blob_and_give_their_exact_tar_back() {
+    let image = Image::build(&rich_layers(Compression::Gzip, true), "amd64", Format::Oci);
+    let registry = &registries().plain;
+    registry.push_image("store/split", "v1", &image);
+    let name = format!("{}/store/split:v1", registry.addr);
+    let engine = Bulwark::new();
+    engine.ok(["pull", "-q", &name]);
+    // Only the config and the manifest stay as blobs: the layers are their directories.
+    let mut blobs: Vec<String> = std::fs::read_dir(engine.store().join("blobs/sha256"))
+        .unwrap()
+        .map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    blobs.sort();
+    let mut expected = vec![image.id(), image.digest()];
+    expected.sort();
+    assert_eq!(blobs, expected);
+    // The tars played back are the ones pulled, byte for byte.
+    let dir = bulwark_tests::TempDir::new();
+    let archive = dir.path().join("saved.tar");
+    engine.ok(["save", "-o", archive.to_str().unwrap(), &name]);
+    let mut found = 0;
+    let mut tar = tar::Archive::new(std::fs::File::open(&archive).unwrap());
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().display().to_string();
+        if let Some((_, tar_bytes)) = image
+            .layers
+            .iter()
+            .find(|(_, t)| path == format!("blobs/sha256/{}", &digest(t)[7..]))
+        {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            assert!(bytes == *tar_bytes, "{path} is not the layer's tar");
+            found += 1;
+        }
+    }
+    assert_eq!(found, image.layers.len());
+    // A file changed in a layer's directory: its tar no longer has the diff id, and
+    // save says so rather than write a wrong layer.
+    let lower = engine.ok([
+        "image",
+        "inspect",
+        "-f",
+        "{{.GraphDriver.Data.LowerDir}}",
+        &name,
+    ]);
+    let top = Path::new(lower.trim().split(':').next().unwrap()).join("etc/added");
+    let original = std::fs::read(&top).unwrap();
+    std::fs::write(&top, b"changed\n").unwrap();
+    let out = engine.cmd(["save", "-o", archive.to_str().unwrap(), &name]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains(&digest(&image.layers[1].1)) && out.stderr.contains("changed"),
+        "{out}"
+    );
+    std::fs::write(&top, original).unwrap();
+    engine.ok(["save", "-o", archive.to_str().unwrap(), &name]);
+}

@@ -105,6 +105,9 @@ impl Progress {
             }
             PushEvent::Pushed(l) => self.layer(&l, "Pushed".into(), true),
             PushEvent::AlreadyExists(l) => self.layer(&l, "Layer already exists".into(), true),
+            PushEvent::Mounted { layer, from } => {
+                self.layer(&layer, format!("Mounted from {from}"), true)
+            }
             PushEvent::Done { tag, digest, size } => {
                 self.say(&format!("{tag}: digest: {digest} size: {size}"))
             }

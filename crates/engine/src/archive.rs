@@ -1,10 +1,7 @@
-//! `save` and `load`: images as docker-archive tars (`manifest.json`, `repositories`,
-//! configs and uncompressed layer tars by diff id, plus an OCI layout as Docker 25 and
-//! later write it) and as OCI-archive tars (an OCI image layout of the stored blobs).
-//! Loading reads either (compressed or not), checks every blob, and stores the images as
-//! a pull does: layers unpacked in the sandbox, records and names last.
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
+//! `load`: docker-archive and OCI-archive tars (gzip or not, from `bulwark save`, Docker,
+//! Podman or skopeo). Every blob is checked, and the images are stored as a pull stores
+//! them: layers unpacked in the sandbox, records and names last.
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use bulwark_image::manifest::{self, Compression, Layer, Manifest};
@@ -29,247 +26,17 @@ pub struct Loaded {
     pub untagged: Vec<Digest>,
 }
 
-fn archive_error(what: impl Into<String>, reason: impl std::fmt::Display) -> EngineError {
+pub(crate) fn archive_error(
+    what: impl Into<String>,
+    reason: impl std::fmt::Display,
+) -> EngineError {
     EngineError::Archive {
         what: what.into(),
         reason: reason.to_string(),
     }
 }
 
-struct TarOut<W: Write> {
-    builder: tar::Builder<W>,
-}
-
-impl<W: Write> TarOut<W> {
-    fn file(&mut self, path: &str, bytes: &[u8]) -> Result<(), EngineError> {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        self.builder
-            .append_data(&mut header, path, bytes)
-            .map_err(|e| archive_error(path, e))
-    }
-
-    fn reader(&mut self, path: &str, size: u64, data: impl Read) -> Result<(), EngineError> {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(size);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        self.builder
-            .append_data(&mut header, path, data)
-            .map_err(|e| archive_error(path, e))
-    }
-}
-
 impl Engine {
-    /// Writes the images `what` (names or ids) to `out` as one archive.
-    pub fn save(
-        &self,
-        what: &[String],
-        format: ArchiveFormat,
-        out: impl Write,
-    ) -> Result<(), EngineError> {
-        let names = self.store.names()?;
-        let mut images: Vec<(ImageRecord, Vec<String>)> = Vec::new();
-        for item in what {
-            let record = self.resolve(item)?;
-            let tags: Vec<String> = match ImageName::parse(item) {
-                Ok(name)
-                    if name.digest().is_none()
-                        && !item.starts_with("sha256:")
-                        && names.tags.contains_key(&name.canonical()) =>
-                {
-                    vec![name.canonical()]
-                }
-                _ => names.of(&record.id).0,
-            };
-            match images.iter_mut().find(|(r, _)| r.id == record.id) {
-                Some((_, t)) => t.extend(tags),
-                None => images.push((record, tags)),
-            }
-        }
-        let mut tar = TarOut {
-            builder: tar::Builder::new(out),
-        };
-        match format {
-            ArchiveFormat::Oci => self.save_oci(&images, &mut tar)?,
-            ArchiveFormat::Docker => self.save_docker(&images, &mut tar)?,
-        }
-        tar.builder
-            .into_inner()
-            .map_err(|e| archive_error("the archive", e))?
-            .flush()
-            .map_err(|e| archive_error("the archive", e))
-    }
-
-    fn save_oci<W: Write>(
-        &self,
-        images: &[(ImageRecord, Vec<String>)],
-        tar: &mut TarOut<W>,
-    ) -> Result<(), EngineError> {
-        let mut written = std::collections::BTreeSet::new();
-        let mut entries = Vec::new();
-        for (record, tags) in images {
-            for blob in [&record.id, &record.manifest]
-                .into_iter()
-                .chain(record.layers.iter().map(|l| &l.blob))
-            {
-                if written.insert(blob.clone()) {
-                    let size = std::fs::metadata(self.store.blob_path(blob))
-                        .map(|m| m.len())
-                        .unwrap_or(0);
-                    tar.reader(
-                        &format!("blobs/sha256/{}", blob.hex()),
-                        size,
-                        self.store.open_blob(blob)?,
-                    )?;
-                }
-            }
-            let size = std::fs::metadata(self.store.blob_path(&record.manifest))
-                .map(|m| m.len())
-                .unwrap_or(0);
-            let descriptor = |name: Option<&String>| {
-                let mut d = serde_json::json!({
-                    "mediaType": record.manifest_media_type,
-                    "digest": record.manifest,
-                    "size": size,
-                    "platform": {"os": record.platform.os, "architecture": record.platform.architecture},
-                });
-                if let Some(name) = name {
-                    let tag = name.rsplit_once(':').map_or("latest", |(_, t)| t);
-                    d["annotations"] = serde_json::json!({
-                        "io.containerd.image.name": name,
-                        "org.opencontainers.image.ref.name": tag,
-                    });
-                }
-                d
-            };
-            if tags.is_empty() {
-                entries.push(descriptor(None));
-            }
-            entries.extend(tags.iter().map(|t| descriptor(Some(t))));
-        }
-        tar.file("oci-layout", br#"{"imageLayoutVersion": "1.0.0"}"#)?;
-        let index = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": entries});
-        tar.file("index.json", index.to_string().as_bytes())
-    }
-
-    fn save_docker<W: Write>(
-        &self,
-        images: &[(ImageRecord, Vec<String>)],
-        tar: &mut TarOut<W>,
-    ) -> Result<(), EngineError> {
-        let mut manifest_json = Vec::new();
-        let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        let mut written = std::collections::BTreeSet::new();
-        let mut index_entries = Vec::new();
-        for (record, tags) in images {
-            let config = self.store.read_blob(&record.id)?;
-            if written.insert(record.id.clone()) {
-                tar.file(&format!("blobs/sha256/{}", record.id.hex()), &config)?;
-            }
-            let mut layer_paths = Vec::new();
-            let mut oci_layers = Vec::new();
-            for layer in &record.layers {
-                let path = format!("blobs/sha256/{}", layer.diff_id.hex());
-                if written.insert(layer.diff_id.clone()) {
-                    let data = self.uncompressed(layer)?;
-                    tar.file(&path, &data)?;
-                }
-                let size = self
-                    .store
-                    .layer(
-                        &chain_ids(
-                            &record
-                                .layers
-                                .iter()
-                                .map(|l| l.diff_id.clone())
-                                .collect::<Vec<_>>(),
-                        )[layer_index(record, layer)],
-                    )?
-                    .map_or(0, |l| l.size);
-                oci_layers.push(serde_json::json!({"mediaType": Compression::None.oci_media_type(), "digest": layer.diff_id, "size": size}));
-                layer_paths.push(path);
-            }
-            let oci_manifest = serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": manifest::OCI_MANIFEST,
-                "config": {"mediaType": manifest::OCI_CONFIG, "digest": record.id, "size": config.len()},
-                "layers": oci_layers,
-            })
-            .to_string();
-            let manifest_digest = Digest::of(oci_manifest.as_bytes());
-            if written.insert(manifest_digest.clone()) {
-                tar.file(
-                    &format!("blobs/sha256/{}", manifest_digest.hex()),
-                    oci_manifest.as_bytes(),
-                )?;
-            }
-            let familiar_tags: Vec<String> = tags
-                .iter()
-                .filter_map(|t| ImageName::parse(t).ok())
-                .map(|n| n.familiar())
-                .collect();
-            for name in tags.iter().filter_map(|t| ImageName::parse(t).ok()) {
-                if let (Some(tag), Some(top)) = (name.tag(), record.layers.last()) {
-                    repositories
-                        .entry(name.familiar_repository())
-                        .or_default()
-                        .insert(tag.to_owned(), top.diff_id.hex().to_owned());
-                }
-                index_entries.push(serde_json::json!({
-                    "mediaType": manifest::OCI_MANIFEST, "digest": manifest_digest, "size": oci_manifest.len(),
-                    "annotations": {"io.containerd.image.name": name.canonical(), "org.opencontainers.image.ref.name": name.tag().unwrap_or("latest")}
-                }));
-            }
-            manifest_json.push(serde_json::json!({
-                "Config": format!("blobs/sha256/{}", record.id.hex()),
-                "RepoTags": if familiar_tags.is_empty() { serde_json::Value::Null } else { serde_json::json!(familiar_tags) },
-                "Layers": layer_paths,
-            }));
-        }
-        tar.file("oci-layout", br#"{"imageLayoutVersion": "1.0.0"}"#)?;
-        let index = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": index_entries});
-        tar.file("index.json", index.to_string().as_bytes())?;
-        tar.file(
-            "manifest.json",
-            format!("{}\n", serde_json::Value::Array(manifest_json)).as_bytes(),
-        )?;
-        tar.file(
-            "repositories",
-            serde_json::to_string(&repositories)
-                .expect("a map")
-                .as_bytes(),
-        )
-    }
-
-    /// A layer's tar, uncompressed, checked against its diff id.
-    fn uncompressed(&self, layer: &Layer) -> Result<Vec<u8>, EngineError> {
-        let blob = self.store.open_blob(&layer.blob)?;
-        let mut out = Vec::new();
-        let read = match layer.compression {
-            Compression::None => std::io::BufReader::new(blob).read_to_end(&mut out),
-            Compression::Gzip => flate2::read::MultiGzDecoder::new(blob).read_to_end(&mut out),
-            Compression::Zstd => {
-                return Err(archive_error(
-                    layer.blob.to_string(),
-                    "zstd layers are saved only in OCI archives",
-                ))
-            }
-        };
-        read.map_err(|e| archive_error(layer.blob.to_string(), e))?;
-        if Digest::of(&out) != layer.diff_id {
-            return Err(archive_error(
-                layer.blob.to_string(),
-                "its uncompressed content does not match its diff id",
-            ));
-        }
-        Ok(out)
-    }
-
     /// Loads every image of a docker-archive or OCI-archive tar (gzip or not) from `input`.
     pub fn load(&self, input: impl Read) -> Result<Loaded, EngineError> {
         let loaded = {
@@ -292,10 +59,9 @@ impl Engine {
             let _ = bulwark_store::remove_tree(&dir);
             loaded
         };
-        if loaded.is_err() {
-            // What the failed load stored and no record names goes now.
-            self.store.lock()?;
-        }
+        // What a failed load stored and no record names goes now, as do the blobs of the
+        // layers it unpacked.
+        self.store.lock()?;
         loaded
     }
 
@@ -480,8 +246,8 @@ impl Engine {
         for (i, (layer, chain_id)) in layers.iter().zip(&chain).enumerate() {
             let parent = i.checked_sub(1).map(|p| &chain[p]);
             self.store
-                .make_layer(chain_id, &layer.diff_id, parent, |dir| {
-                    self.unpack_in_child(layer, dir)
+                .make_layer(chain_id, &layer.diff_id, parent, |dir, split| {
+                    self.unpack_in_child(layer, dir, split)
                 })?;
         }
         let (manifest_digest, index, media_type) = match manifest {
@@ -549,10 +315,6 @@ impl Engine {
         self.store.put_names(&names)?;
         Ok(())
     }
-}
-
-fn layer_index(record: &ImageRecord, layer: &Layer) -> usize {
-    record.layers.iter().position(|l| l == layer).unwrap_or(0)
 }
 
 fn media_type_of(bytes: &[u8]) -> String {

@@ -11,6 +11,7 @@ mod login;
 mod mounts;
 mod pull;
 mod push;
+mod save;
 mod unpack;
 pub mod userns;
 

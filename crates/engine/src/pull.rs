@@ -63,7 +63,8 @@ impl Engine {
     }
 
     /// Pulls `name` for `platform`. A pull that fails leaves nothing: what it stored and
-    /// no record names is collected before it returns.
+    /// no record names is collected before it returns (as are the blobs of the layers it
+    /// unpacked, once it succeeds).
     pub async fn pull(
         &self,
         name: &ImageName,
@@ -74,9 +75,9 @@ impl Engine {
             let _pin = self.store.pin()?;
             self.pull_pinned(name, platform, events).await
         };
-        if pulled.is_err() {
-            self.store.lock()?;
-        }
+        // Unpinned: what the pull no longer needs (the blobs of the layers it unpacked) or
+        // what a failed pull left goes now, unless another pull is under way.
+        self.store.lock()?;
         pulled
     }
 
@@ -294,8 +295,8 @@ impl Engine {
         tokio::task::spawn_blocking(move || {
             engine
                 .store
-                .make_layer(&chain2, &layer2.diff_id, parent2.as_ref(), |dir| {
-                    engine.unpack_in_child(&layer2, dir)
+                .make_layer(&chain2, &layer2.diff_id, parent2.as_ref(), |dir, split| {
+                    engine.unpack_in_child(&layer2, dir, split)
                 })
         })
         .await

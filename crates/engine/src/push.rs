@@ -1,9 +1,13 @@
 //! `push`: the image a name points at -> each layer blob the registry lacks, then the
 //! config, then the manifest under the name's tag. Blobs go up as the store holds them, so
 //! a pulled image keeps its registry digest.
-use bulwark_image::manifest::{self, Manifest};
+use std::path::Path;
+
+use bulwark_image::digest::HashingWriter;
+use bulwark_image::manifest::{self, Compression, Manifest};
 use bulwark_image::{Digest, ImageName};
 use bulwark_registry::{Operation, Session};
+use bulwark_store::ImageRecord;
 
 use crate::{Engine, EngineError};
 
@@ -19,6 +23,11 @@ pub enum PushEvent {
     },
     Pushed(String),
     AlreadyExists(String),
+    /// `Mounted from <repository>`: linked from another repository of the registry.
+    Mounted {
+        layer: String,
+        from: String,
+    },
     /// `<tag>: digest: <digest> size: <size>`.
     Done {
         tag: String,
@@ -66,16 +75,48 @@ impl Engine {
                 record.manifest
             )));
         };
-        let layers: Vec<(Digest, u64)> = image
+        let mut doc: serde_json::Value = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| EngineError::Other(format!("manifest {}: {e}", record.manifest)))?;
+        let layers: Vec<Digest> = image
             .layers()
             .iter()
-            .map(|l| Ok((Digest::parse(l.digest().as_ref())?, l.size())))
-            .collect::<Result<_, bulwark_image::ImageError>>()?;
-        for (digest, _) in layers.iter().rev() {
+            .map(|l| Digest::parse(l.digest().as_ref()))
+            .collect::<Result<_, _>>()?;
+        for digest in layers.iter().rev() {
             events(PushEvent::Preparing(digest.short().to_owned()));
         }
-        for (digest, size) in layers.iter().rev() {
-            self.push_blob(&session, digest, *size, events).await?;
+        let (_scratch, scratch) = self
+            .store
+            .scratch(&format!("push-{}", std::process::id()))?;
+        // Repositories of the same registry the image came from or went to: the registry
+        // can link its blobs from there.
+        let prefix = format!("{}/", name.registry());
+        let sources: Vec<String> = names
+            .digests
+            .iter()
+            .filter(|(_, id)| **id == record.id)
+            .filter_map(|(key, _)| {
+                key.split_once('@')?
+                    .0
+                    .strip_prefix(&prefix)
+                    .map(str::to_owned)
+            })
+            .filter(|repo| repo != name.repository())
+            .collect();
+        let target = Target {
+            session: &session,
+            sources: &sources,
+            scratch: &scratch,
+            events,
+        };
+        let mut changed = false;
+        for (i, digest) in layers.iter().enumerate().rev() {
+            if let Some(replacement) = self.push_layer(&target, &record, i, digest).await? {
+                doc["layers"][i]["digest"] = serde_json::json!(replacement.digest);
+                doc["layers"][i]["size"] = serde_json::json!(replacement.size);
+                doc["layers"][i]["mediaType"] = serde_json::json!(replacement.media_type);
+                changed = true;
+            }
         }
         let config = Digest::parse(image.config().digest().as_ref())?;
         if !session.has_blob(&config).await? {
@@ -83,6 +124,13 @@ impl Engine {
                 .push_blob(&config, &self.store.blob_path(&config))
                 .await?;
         }
+        // The stored manifest as it came, unless a layer had to be compressed anew.
+        let manifest_bytes = if changed {
+            doc.to_string().into_bytes()
+        } else {
+            manifest_bytes
+        };
+        let digest = Digest::of(&manifest_bytes);
         let tag = name.tag().unwrap_or("latest").to_owned();
         session
             .push_manifest(
@@ -93,18 +141,116 @@ impl Engine {
             .await?;
         events(PushEvent::Done {
             tag,
-            digest: record.manifest.clone(),
+            digest: digest.clone(),
             size: manifest_bytes.len(),
         });
         // The name now has this digest in that repository.
         let _lock = self.store.lock()?;
         let mut names = self.store.names()?;
         names.digests.insert(
-            format!("{}@{}", name.full_repository(), record.manifest),
+            format!("{}@{digest}", name.full_repository()),
             record.id.clone(),
         );
         self.store.put_names(&names)?;
-        Ok(record.manifest)
+        Ok(digest)
+    }
+
+    /// Pushes layer `index` unless the registry has it. The blob goes up as it came when
+    /// the store still has it, or when it was an uncompressed tar (which the layer's
+    /// directory and tar split give back exactly); otherwise the tar is compressed anew
+    /// and the new blob's descriptor returned.
+    async fn push_layer(
+        &self,
+        to: &Target<'_>,
+        record: &ImageRecord,
+        index: usize,
+        digest: &Digest,
+    ) -> Result<Option<Replacement>, EngineError> {
+        let Target {
+            session,
+            sources,
+            scratch,
+            events,
+        } = *to;
+        let short = digest.short().to_owned();
+        if session.has_blob(digest).await? {
+            events(PushEvent::AlreadyExists(short));
+            return Ok(None);
+        }
+        for from in sources {
+            if session.mount_blob(digest, from).await {
+                events(PushEvent::Mounted {
+                    layer: short,
+                    from: from.clone(),
+                });
+                return Ok(None);
+            }
+        }
+        let layer = &record.layers[index];
+        let file = scratch.join(digest.hex());
+        let (path, replacement) = if self.store.has_blob(digest) {
+            (self.store.blob_path(digest), None)
+        } else if layer.compression == Compression::None {
+            self.write_layer(record, index, &file, false)?;
+            (file, None)
+        } else {
+            let (new_digest, size) = self.write_layer(record, index, &file, true)?;
+            if session.has_blob(&new_digest).await? {
+                events(PushEvent::AlreadyExists(short));
+                let media_type = gzip_media_type(&record.manifest_media_type);
+                return Ok(Some(Replacement {
+                    digest: new_digest,
+                    size,
+                    media_type,
+                }));
+            }
+            let media_type = gzip_media_type(&record.manifest_media_type);
+            (
+                file,
+                Some(Replacement {
+                    digest: new_digest,
+                    size,
+                    media_type,
+                }),
+            )
+        };
+        let pushed = replacement.as_ref().map_or(digest, |r| &r.digest);
+        let total = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        events(PushEvent::Pushing {
+            layer: short.clone(),
+            total,
+        });
+        session.push_blob(pushed, &path).await?;
+        let _ = std::fs::remove_file(scratch.join(digest.hex()));
+        events(PushEvent::Pushed(short));
+        Ok(replacement)
+    }
+
+    /// Writes layer `index`'s tar (gzip-compressed when `gzip`) to `path`; its digest and
+    /// size.
+    fn write_layer(
+        &self,
+        record: &ImageRecord,
+        index: usize,
+        path: &Path,
+        gzip: bool,
+    ) -> Result<(Digest, u64), EngineError> {
+        let mut played = self.layer_tar(record, index)?;
+        let fail = |e: std::io::Error| {
+            EngineError::Other(format!("layer {}: {e}", record.layers[index].diff_id))
+        };
+        let file = std::fs::File::create(path).map_err(fail)?;
+        let mut out = HashingWriter::new(std::io::BufWriter::new(file));
+        if gzip {
+            let mut gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::default());
+            std::io::copy(&mut played, &mut gz).map_err(fail)?;
+            gz.finish().map_err(fail)?;
+        } else {
+            std::io::copy(&mut played, &mut out).map_err(fail)?;
+        }
+        let (writer, digest, size) = out.finish();
+        writer.into_inner().map_err(|e| fail(e.into_error()))?;
+        Ok((digest, size))
     }
 
     /// Every tagged name of `name`'s repository (`push --all-tags`).
@@ -118,32 +264,30 @@ impl Engine {
             .map(|tag| Ok(name.with_tag(tag)))
             .collect()
     }
+}
 
-    async fn push_blob(
-        &self,
-        session: &Session,
-        digest: &Digest,
-        size: u64,
-        events: Events<'_>,
-    ) -> Result<(), EngineError> {
-        let short = digest.short().to_owned();
-        if session.has_blob(digest).await? {
-            events(PushEvent::AlreadyExists(short));
-            return Ok(());
-        }
-        if !self.store.has_blob(digest) {
-            return Err(EngineError::Other(format!(
-                "layer {digest} is not in the store any more (pull the image again to push it)"
-            )));
-        }
-        events(PushEvent::Pushing {
-            layer: short.clone(),
-            total: size,
-        });
-        session
-            .push_blob(digest, &self.store.blob_path(digest))
-            .await?;
-        events(PushEvent::Pushed(short));
-        Ok(())
+/// Where a push goes: the session, repositories it may mount blobs from, a scratch
+/// directory for blobs made anew, and who hears about it.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    session: &'a Session,
+    sources: &'a [String],
+    scratch: &'a Path,
+    events: Events<'a>,
+}
+
+/// A layer blob made anew for a push.
+struct Replacement {
+    digest: Digest,
+    size: u64,
+    media_type: &'static str,
+}
+
+/// The gzip layer media type of the manifest's family.
+fn gzip_media_type(manifest_media_type: &str) -> &'static str {
+    if manifest_media_type == manifest::DOCKER_MANIFEST {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    } else {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
     }
 }

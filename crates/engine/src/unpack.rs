@@ -2,6 +2,7 @@
 //! `bulwark` binary, in its hidden `__unpack-layer` role) for each layer, with the blob
 //! on stdin; the child confines itself to the layer's new directory
 //! (`bulwark_layer::confine`) before it reads a byte, and reports what it made as JSON.
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -15,8 +16,14 @@ use crate::Engine;
 pub const UNPACK_ROLE: &str = "__unpack-layer";
 
 impl Engine {
-    /// Unpacks `layer`'s blob into `dir` (a new, empty directory) in a confined child.
-    pub(crate) fn unpack_in_child(&self, layer: &Layer, dir: &Path) -> Result<u64, StoreError> {
+    /// Unpacks `layer`'s blob into `dir` (a new, empty directory) in a confined child,
+    /// and writes the layer's tar split to `tar_split`. Returns the bytes of its files.
+    pub(crate) fn unpack_in_child(
+        &self,
+        layer: &Layer,
+        dir: &Path,
+        tar_split: &Path,
+    ) -> Result<u64, StoreError> {
         let fail = |reason: String| StoreError::Layer {
             digest: layer.blob.to_string(),
             reason,
@@ -52,32 +59,48 @@ impl Engine {
                 said
             }));
         }
-        let stats: Stats = serde_json::from_slice(&out.stdout)
-            .map_err(|e| fail(format!("the unpacker's report is not valid: {e}")))?;
+        // stdout: the tar split, then the stats as JSON, then that JSON's length (4 bytes).
+        let report = || -> Option<(&[u8], Stats)> {
+            let (rest, len) = out
+                .stdout
+                .split_at_checked(out.stdout.len().checked_sub(4)?)?;
+            let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+            let (split, stats) = rest.split_at_checked(rest.len().checked_sub(len)?)?;
+            Some((split, serde_json::from_slice(stats).ok()?))
+        };
+        let (split, stats) =
+            report().ok_or_else(|| fail("the unpacker's report is not valid".into()))?;
+        std::fs::write(tar_split, split).map_err(StoreError::io("cannot write", tar_split))?;
         Ok(stats.file_bytes)
     }
 }
 
-/// The child's side: confine, unpack stdin into `dir`, print the stats. Returns the exit
-/// code; errors go to stderr, worded for the pull that reports them.
+/// The child's side: confine, unpack stdin into `dir`, write the tar split and the stats
+/// to stdout. Returns the exit code; errors go to stderr, worded for the pull that
+/// reports them.
 pub fn unpack_layer_child(dir: &Path, options_json: &str) -> i32 {
-    let run = || -> Result<Stats, String> {
+    let run = || -> Result<(), String> {
         let options: Options =
             serde_json::from_str(options_json).map_err(|e| format!("bad options: {e}"))?;
         let layer =
             bulwark_layer::confine::confine(dir, options.devices).map_err(|e| e.to_string())?;
         let stdin = std::io::stdin().lock();
-        bulwark_layer::unpack(stdin, std::os::fd::AsFd::as_fd(&layer), &options)
-            .map_err(|e| e.to_string())
+        let out = std::io::BufWriter::new(std::io::stdout().lock());
+        let split = zstd::stream::write::Encoder::new(out, 3).map_err(|e| e.to_string())?;
+        let (stats, split) =
+            bulwark_layer::unpack(stdin, std::os::fd::AsFd::as_fd(&layer), &options, split)
+                .map_err(|e| e.to_string())?;
+        let mut out = split
+            .finish()
+            .map_err(|e| format!("writing the tar split: {e}"))?;
+        let json = serde_json::to_vec(&stats).expect("stats always serialize");
+        out.write_all(&json)
+            .and_then(|()| out.write_all(&(json.len() as u32).to_le_bytes()))
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("writing the report: {e}"))
     };
     match run() {
-        Ok(stats) => {
-            println!(
-                "{}",
-                serde_json::to_string(&stats).expect("stats always serialize")
-            );
-            0
-        }
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("{e}");
             1

@@ -5,10 +5,11 @@
 //! only point at a file of the same layer.
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use bulwark_image::digest::HashingReader;
 use bulwark_image::manifest::Compression;
@@ -21,6 +22,7 @@ use tar::EntryType;
 
 use crate::limits::{limit_of, Bounded, Counted, Limits};
 use crate::path::EntryPath;
+use crate::split::{Holes, Recorder};
 use crate::UnpackError;
 
 /// How to unpack one layer.
@@ -49,11 +51,12 @@ pub struct Stats {
 
 /// Unpacks the layer blob `blob` into the directory `root` (an `O_RDONLY|O_DIRECTORY` fd
 /// of an empty directory), checking it against `options.diff_id`.
-pub fn unpack(
+pub fn unpack<W: Write>(
     blob: impl Read,
     root: BorrowedFd<'_>,
     options: &Options,
-) -> Result<Stats, UnpackError> {
+    tar_split: W,
+) -> Result<(Stats, W), UnpackError> {
     let (counted, compressed) = Counted::new(blob);
     let decompressed: Box<dyn Read> = match options.compression {
         Compression::None => Box::new(counted),
@@ -64,14 +67,18 @@ pub fn unpack(
         ),
     };
     let mut hashed = HashingReader::new(Bounded::new(decompressed, compressed, options.limits));
+    let (mut recorded, holes) = Recorder::new(&mut hashed, tar_split);
     let mut layer = Layer {
         root,
         options,
         stats: Stats::default(),
         dir_times: Vec::new(),
+        buffer: vec![0; 1 << 20],
+        last_parent: None,
+        holes,
     };
     {
-        let mut archive = tar::Archive::new(&mut hashed);
+        let mut archive = tar::Archive::new(&mut recorded);
         for entry in archive.entries().map_err(read_error)? {
             let mut entry = entry.map_err(read_error)?;
             layer.stats.entries += 1;
@@ -85,7 +92,10 @@ pub fn unpack(
         }
     }
     // The tar's end marker may come before the end of the stream: the digest covers all.
-    std::io::copy(&mut hashed, &mut std::io::sink()).map_err(read_error)?;
+    std::io::copy(&mut recorded, &mut std::io::sink()).map_err(read_error)?;
+    let tar_split = recorded
+        .finish()
+        .map_err(|e| UnpackError::Read(format!("writing the tar split: {e}")))?;
     layer.set_dir_times()?;
     let (actual, len) = hashed.finish();
     if actual != options.diff_id {
@@ -95,7 +105,7 @@ pub fn unpack(
         });
     }
     layer.stats.tar_bytes = len;
-    Ok(layer.stats)
+    Ok((layer.stats, tar_split))
 }
 
 fn read_error(e: std::io::Error) -> UnpackError {
@@ -117,6 +127,13 @@ struct Layer<'a> {
     stats: Stats,
     /// Directories whose mtime is set last (their entries change it).
     dir_times: Vec<(PathBuf, Timespec)>,
+    /// File content passes through here, in large writes.
+    buffer: Vec<u8>,
+    /// The directory the last regular file went into: the next is most often there too.
+    /// Forgotten at any other kind of entry, since only those change directories.
+    last_parent: Option<(PathBuf, Rc<OwnedFd>)>,
+    /// Where file contents are, for the tar split (see [`crate::split`]).
+    holes: Holes,
 }
 
 /// Resolution beneath the layer: nothing may lead out of it or through a symlink.
@@ -150,7 +167,20 @@ impl Layer<'_> {
                 .whiteout(&path, OsStr::from_bytes(target))
                 .map_err(fail);
         }
-        let parent = self.dir(path.parent()).map_err(fail)?;
+        let regular = matches!(kind, EntryType::Regular | EntryType::Continuous);
+        let parent = match self.last_parent.take() {
+            Some((rel, fd)) if regular && rel == path.parent() => fd,
+            _ => Rc::new(self.dir(path.parent()).map_err(fail)?),
+        };
+        if regular {
+            self.last_parent = Some((path.parent().to_owned(), parent.clone()));
+            let size = entry.size();
+            if size > 0 {
+                let at = entry.raw_file_position();
+                let name = path.as_path().as_os_str().as_bytes().to_vec();
+                self.holes.borrow_mut().push_back((at, size, name));
+            }
+        }
         let result = match kind {
             EntryType::Directory => self.directory(&parent, &path, &meta),
             EntryType::Regular | EntryType::Continuous => self.file(&parent, &name, &meta, entry),
@@ -319,20 +349,38 @@ impl Layer<'_> {
         meta: &Meta,
         data: &mut impl Read,
     ) -> Result<(), String> {
-        self.clear(parent, name, false)?;
-        let fd = rfs::openat(
-            parent,
-            name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
+        let create = || {
+            rfs::openat(
+                parent,
+                name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+        };
+        // Most names are new: what is there is cleared only when the create says so.
+        let fd = match create() {
+            Err(Errno::EXIST) => {
+                self.clear(parent, name, false)?;
+                create()
+            }
+            other => other,
+        }
         .map_err(|e| format!("creating it: {e}"))?;
         let mut file = File::from(fd);
-        let written = std::io::copy(data, &mut file).map_err(|e| match limit_of(&e) {
+        let content_error = |e: std::io::Error| match limit_of(&e) {
             Some(limit) => limit.to_string(),
             None => format!("writing its content: {e}"),
-        })?;
-        self.stats.file_bytes += written;
+        };
+        loop {
+            let n = match data.read(&mut self.buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(content_error(e)),
+            };
+            file.write_all(&self.buffer[..n]).map_err(content_error)?;
+            self.stats.file_bytes += n as u64;
+        }
         rfs::fchown(&file, Some(uid(meta.uid)), Some(gid(meta.gid)))
             .map_err(|e| owner_error(meta, e))?;
         // After the chown, which clears setuid and setgid bits.

@@ -17,9 +17,11 @@ pub mod apply;
 pub mod confine;
 pub mod limits;
 pub mod path;
+pub mod split;
 
 pub use apply::{unpack, Options, Stats};
 pub use limits::Limits;
+pub use split::LayerTar;
 
 /// Why a layer could not be unpacked.
 #[derive(Debug, thiserror::Error)]

@@ -253,6 +253,22 @@ impl Session {
             .map_err(|e| self.error(e, self.name.reference()))
     }
 
+    /// Asks the registry to link the blob `digest` from another repository of it into
+    /// this one (a cross-repository mount); whether it did.
+    pub async fn mount_blob(&self, digest: &Digest, from_repository: &str) -> bool {
+        let source = Reference::with_tag(
+            self.name.registry().to_owned(),
+            from_repository.to_owned(),
+            "latest".to_owned(),
+        );
+        let mounted = self
+            .client
+            .mount_blob(self.name.reference(), &source, digest.as_str())
+            .await
+            .is_ok();
+        mounted && self.has_blob(digest).await.unwrap_or(false)
+    }
+
     /// Uploads a blob from the file at `path` (it must have `digest`).
     pub async fn push_blob(
         &self,

@@ -30,7 +30,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn io(
+    pub fn io(
         what: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> StoreError {

@@ -1,5 +1,5 @@
-//! Removing what nothing references: blobs no image record names, layers no record or
-//! root filesystem stacks. Live content is found by following references from the
+//! Removing what nothing references: blobs no image record names (and the blobs of
+//! layers that are unpacked), layers no record or root filesystem stacks. Live content is found by following references from the
 //! records and the mounts, never by guessing from names or times.
 use std::collections::HashSet;
 
@@ -29,7 +29,15 @@ impl Store {
         let mut live_blobs: HashSet<Digest> = HashSet::new();
         let mut live_layers: HashSet<Digest> = HashSet::new();
         for record in &records {
-            live_blobs.extend(record.blobs());
+            live_blobs.extend([record.id.clone(), record.manifest.clone()]);
+            live_blobs.extend(record.index.iter().cloned());
+            // A layer's blob is needed only until the layer is unpacked: from then on its
+            // directory and tar split give the tar back (see bulwark_layer::split).
+            for (layer, chain_id) in record.layers.iter().zip(&record.chain_ids) {
+                if self.layer(chain_id)?.is_none() {
+                    live_blobs.insert(layer.blob.clone());
+                }
+            }
             live_layers.extend(record.chain_ids.iter().cloned());
         }
         for mount in self.mounts()? {

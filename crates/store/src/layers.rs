@@ -10,6 +10,9 @@ use crate::fsutil::{read_json, sync_dir, write_json};
 use crate::lock::StoreLock;
 use crate::{Store, StoreError};
 
+/// A layer's tar split, beside its `diff/`.
+const TAR_SPLIT: &str = "tar-split.zst";
+
 /// `layers/<chain id>/layer.json`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LayerRecord {
@@ -43,6 +46,12 @@ impl Store {
     }
 
     /// The unpacked layer's directory.
+    /// The tar split of the layer (see `bulwark_layer::split`): with the layer's
+    /// directory, its exact tar.
+    pub fn tar_split(&self, chain_id: &Digest) -> PathBuf {
+        self.layer_home(chain_id).join(TAR_SPLIT)
+    }
+
     pub fn layer_dir(&self, chain_id: &Digest) -> PathBuf {
         self.layer_home(chain_id).join("diff")
     }
@@ -69,14 +78,15 @@ impl Store {
     }
 
     /// Makes the layer `chain_id` unless it exists: `unpack` fills the new layer's
-    /// directory (and returns the tar's size). One process unpacks a chain id at a time;
+    /// directory and writes its tar split (the two paths it gets), and returns the bytes
+    /// of its files. One process unpacks a chain id at a time;
     /// another waits and then uses its result.
     pub fn make_layer(
         &self,
         chain_id: &Digest,
         diff_id: &Digest,
         parent: Option<&Digest>,
-        unpack: impl FnOnce(&Path) -> Result<u64, StoreError>,
+        unpack: impl FnOnce(&Path, &Path) -> Result<u64, StoreError>,
     ) -> Result<LayerRecord, StoreError> {
         if let Some(record) = self.layer(chain_id)? {
             return Ok(record);
@@ -91,7 +101,7 @@ impl Store {
         std::fs::create_dir(&tmp).map_err(StoreError::io("cannot make", &tmp))?;
         let diff = tmp.join("diff");
         std::fs::create_dir(&diff).map_err(StoreError::io("cannot make", &diff))?;
-        let size = match unpack(&diff) {
+        let size = match unpack(&diff, &tmp.join(TAR_SPLIT)) {
             Ok(size) => size,
             Err(e) => {
                 let _ = remove_dir(&tmp);
