@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bulwark's main job on a built-in default: build bulwark-runtime, assemble a busybox
-# root filesystem, and run a container in it with no network, showing what it can see.
+# root filesystem, and run a container in it with no network, showing what it can see;
+# then the engine: the same files as an image, loaded into bulwark's store, listed,
+# mounted as a container's root filesystem, run, and removed (all offline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (it installs packages and shows the root-run hardened default; for rootless use see the README)" >&2; exit 1; }
@@ -9,7 +11,15 @@ scripts/build.sh
 runtime="$PWD/target/release/bulwark-runtime"
 bundle=$(mktemp -d /tmp/bulwark-demo.XXXXXX)
 state=$(mktemp -d /tmp/bulwark-demo-state.XXXXXX)
-trap '"$runtime" --root "$state" delete --force demo >/dev/null 2>&1 || true; rm -rf "$bundle" "$state"' EXIT
+engine="$PWD/target/release/bulwark"
+store=$(mktemp -d /tmp/bulwark-demo-store.XXXXXX)
+cleanup() {
+  "$runtime" --root "$state" delete --force demo >/dev/null 2>&1 || true
+  "$runtime" --root "$state" delete --force demo-image >/dev/null 2>&1 || true
+  BULWARK_STORE="$store/store" "$engine" image umount demo >/dev/null 2>&1 || true
+  rm -rf "$bundle" "$state" "$store"
+}
+trap cleanup EXIT
 mkdir -p "$bundle"/rootfs/{bin,proc,sys,dev,tmp,etc,root}
 cp "$(command -v busybox)" "$bundle/rootfs/bin/busybox"
 for applet in $("$bundle/rootfs/bin/busybox" --list); do [ "$applet" = busybox ] || ln -sf busybox "$bundle/rootfs/bin/$applet"; done
@@ -40,3 +50,41 @@ PY
 echo "== bulwark-runtime run (bundle $bundle)"
 "$runtime" --root "$state" run --bundle "$bundle" demo
 echo "== container exited with status $?; containers left in the state directory: $(ls -A "$state" | grep -vc "^@") (@seccomp keeps compiled seccomp programs for the next container)"
+
+echo
+echo "== bulwark (the engine): the same files as an image, through the store"
+cargo build -q --release -p bulwark-engine-cli
+export BULWARK_STORE="$store/store"
+# A docker-archive of the root filesystem, as `docker save` writes one.
+python3 - "$bundle/rootfs" "$store/demo.tar" <<'PY'
+import hashlib, io, json, sys, tarfile
+rootfs, out = sys.argv[1], sys.argv[2]
+layer = io.BytesIO()
+with tarfile.open(fileobj=layer, mode="w") as t:
+    t.add(rootfs, arcname=".", filter=lambda i: None if i.name == "./probe" else i)
+layer = layer.getvalue()
+diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+                     "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+config_name = hashlib.sha256(config).hexdigest() + ".json"
+manifest = json.dumps([{"Config": config_name, "RepoTags": ["demo:latest"], "Layers": ["layer.tar"]}]).encode()
+with tarfile.open(out, "w") as t:
+    for name, data in ((config_name, config), ("layer.tar", layer), ("manifest.json", manifest)):
+        info = tarfile.TarInfo(name); info.size = len(data); t.addfile(info, io.BytesIO(data))
+PY
+"$engine" load -i "$store/demo.tar"
+"$engine" images
+root=$("$engine" image mount --name demo demo:latest)
+echo "image mount: $root (an overlay of the image's layer and an upper layer of its own)"
+python3 - "$bundle/config.json" "$root" <<'PY'
+import json, sys
+path, root = sys.argv[1], sys.argv[2]
+config = json.load(open(path))
+config["root"] = {"path": root, "readonly": False}
+config["process"]["args"] = ["sh", "-c", "echo 'in the image: '$(ls /bin | wc -l)' programs in /bin'; echo changed > /etc/motd && echo 'wrote /etc/motd (to the upper layer only)'"]
+json.dump(config, open(path, "w"), indent=2)
+PY
+"$runtime" --root "$state" run --bundle "$bundle" demo-image
+"$engine" image umount demo
+"$engine" rmi demo:latest
+echo "== store after rmi: $(find "$store/store/images" "$store/store/layers" -mindepth 1 -not -name l | wc -l) image records and layers left"

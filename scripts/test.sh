@@ -6,11 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test: run as root: the integration tests create real containers" >&2; exit 1; }
 # The engines the engine tests drive (tests/tests/engine_*.rs), next to runc; uidmap
-# (newuidmap/newgidmap) and util-linux (setpriv) for the rootless tests.
+# (newuidmap/newgidmap) and util-linux (setpriv) for the rootless tests; for the image
+# tests (tests/tests/images_*.rs) docker-registry, openssl (the token service's key),
+# skopeo and fuse-overlayfs.
 scripts/deps.sh containerd docker.io podman conmon runc crun skopeo docker-registry \
-  netavark aardvark-dns catatonit tini iptables iproute2 util-linux uidmap
+  netavark aardvark-dns catatonit tini iptables iproute2 util-linux uidmap openssl \
+  fuse-overlayfs
 scripts/build.sh debug
+cargo build -q -p bulwark-engine-cli
 export BULWARK_RUNTIME="$PWD/target/debug/bulwark-runtime"
+export BULWARK_ENGINE="$PWD/target/debug/bulwark"
 cargo test --workspace --no-fail-fast "$@"
 
 if [ "${BULWARK_SKIP_V2:-0}" = 1 ]; then
@@ -22,6 +27,7 @@ runner="$PWD/target/v2-suite.sh"
 {
   echo '#!/bin/sh'
   echo "export BULWARK_RUNTIME='$BULWARK_RUNTIME'"
+  echo "export BULWARK_ENGINE='$BULWARK_ENGINE'"
   echo "export BULWARK_TESTS_STRICT='${BULWARK_TESTS_STRICT:-0}'"
   echo 'status=0'
   cargo test --no-run --message-format=json -p bulwark-cgroups -p bulwark-tests 2>/dev/null \
@@ -32,8 +38,9 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         print(m["executable"])' \
     | while read -r binary; do
-        # The engine tests start daemons of their own; they run on the host only.
-        case "$(basename "$binary")" in engine_*) continue ;; esac
+        # The engine and image tests start daemons of their own and do not depend on
+        # the cgroup layout; they run on the host only.
+        case "$(basename "$binary")" in engine_*|images_*) continue ;; esac
         echo "echo \"== v2 guest: $(basename "$binary")\""
         echo "'$binary' --test-threads=2 || status=1"
       done

@@ -275,6 +275,12 @@ fn damaged_blobs_are_refused_by_digest() {
             out.stderr.contains(&blob),
             "{case}: the error does not name {blob}: {out}"
         );
+        let said = match case {
+            "changed" => "does not match",
+            "truncated" => "truncated",
+            _ => "does not have it",
+        };
+        assert!(out.stderr.contains(said), "{case}: {out}");
         assert_store_empty(&engine);
     }
 }

@@ -201,6 +201,42 @@ fn a_multi_layer_image_pulls_whole_in_every_format_and_compression() {
     }
 }
 
+/// On a terminal, pull draws one line per layer in place; on a pipe it prints plain
+/// lines (checked in every other pull here).
+#[test]
+fn a_pull_on_a_terminal_redraws_its_layer_lines() {
+    publish("pull/tty", "v1", Format::Oci, Compression::Gzip, true);
+    let engine = Bulwark::new();
+    let name = format!("{}/pull/tty:v1", registries().plain.addr);
+    let command = format!(
+        "{} pull {name}",
+        engine
+            .command::<[&str; 0], &str>([])
+            .get_program()
+            .to_string_lossy()
+    );
+    // util-linux's script gives the command a pseudo-terminal.
+    let out = engine.cmd_with::<[&str; 0], &str>([], |c| {
+        *c = std::process::Command::new("script");
+        c.args(["-q", "-e", "-c", &command, "/dev/null"])
+            .env("BULWARK_STORE", engine.store())
+            .env("HOME", engine.home())
+            .env("DOCKER_CONFIG", engine.docker_config())
+            .stdin(std::process::Stdio::null());
+    });
+    out.assert_success();
+    assert!(
+        out.stdout.contains("\x1b[") && out.stdout.contains("\x1b[2K"),
+        "no redraws: {out}"
+    );
+    assert!(out.stdout.contains(": Pull complete"), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
+}
+
 #[test]
 fn a_container_runs_on_the_images_overlay_and_on_fuse_overlayfs() {
     publish("pull/run", "v1", Format::Oci, Compression::Gzip, true);

@@ -228,7 +228,21 @@ fn a_user_logs_in_and_pulls_from_a_token_registry() {
         User::get().uid,
         "config.json is not the user's"
     );
-    let out = engine.cmd(["pull", &format!("{}/rootless/private:v1", token.addr)]);
+    let private = format!("{}/rootless/private:v1", token.addr);
+    let out = engine.cmd(["pull", &private]);
     out.assert_success();
     assert!(out.stdout.contains(&image.digest()), "{out}");
+    // And pushes it elsewhere: the layers' tars played back from the user's store.
+    let copy = format!("{}/rootless/pushed:v1", registries().plain.addr);
+    engine.ok(["tag", &private, &copy]);
+    let out = engine.cmd(["push", &copy]);
+    out.assert_success();
+    let other = Bulwark::new();
+    other.ok(["pull", "-q", &copy]);
+    assert_eq!(
+        other
+            .ok(["image", "inspect", "-f", "{{.Id}}", &copy])
+            .trim(),
+        image.id()
+    );
 }

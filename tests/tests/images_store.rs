@@ -60,15 +60,23 @@ fn a_killed_pull_leaves_no_image_and_the_next_command_cleans_up() {
     let name = format!("{}/store/killed:v1", registry.addr);
     let engine = Bulwark::new();
     let phases: [(&str, &Reached); 2] = [
-        ("downloading", &|e: &Bulwark| {
-            e.store_tree().iter().any(|p| {
-                p.ends_with(".partial")
-                    && std::fs::metadata(e.store().join(p)).is_ok_and(|m| m.len() > 0)
-            })
-        }),
-        ("unpacking", &|e: &Bulwark| {
+        // Layers stream from the registry into the unpacker: both are under way while a
+        // layer's temporary directory exists.
+        ("streaming the first layers", &|e: &Bulwark| {
             e.store_tree().iter().any(|p| p.starts_with("layers/.tmp-"))
         }),
+        (
+            "with one layer made and another under way",
+            &|e: &Bulwark| {
+                let tree = e.store_tree();
+                tree.iter().any(|p| p.starts_with("layers/.tmp-"))
+                    && tree.iter().any(|p| {
+                        p.starts_with("layers/")
+                            && p.ends_with("/layer.json")
+                            && !p.contains(".tmp-")
+                    })
+            },
+        ),
     ];
     for (phase, reached) in phases {
         let mut caught = false;

@@ -2,6 +2,7 @@
 //! -> its config -> each layer downloaded (a few at once), checked and unpacked once per
 //! chain id -> the image record and its names. Nothing is visible as an image until the
 //! last step, and every step of a killed pull is redone or cleaned by the next command.
+use std::process::Stdio;
 use std::sync::Arc;
 
 use bulwark_image::manifest::{self, Layer, Manifest};
@@ -275,32 +276,55 @@ impl Engine {
             events(PullEvent::PullComplete(short));
             return Ok(());
         }
-        if let Some(ingest) = self.store.ingest(&layer.blob, Some(layer.size))? {
-            let total = layer.size;
-            session
-                .blob(&layer.blob, ingest, |done| {
-                    events(PullEvent::Downloading {
-                        layer: short.clone(),
-                        done,
-                        total,
-                    })
+        // The blob goes from the registry straight into the unpacker: never stored, and
+        // the layer kept only if the blob had its size and digest and the tar its diff id.
+        let store = self.store.clone();
+        let chain = chain_id.clone();
+        let slot = tokio::task::spawn_blocking(move || store.layer_slot(&chain))
+            .await
+            .map_err(|e| EngineError::Other(format!("the unpack task failed: {e}")))??;
+        let Some(slot) = slot else {
+            // Made meanwhile by another pull.
+            events(PullEvent::PullComplete(short));
+            return Ok(());
+        };
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| EngineError::Other(format!("a pipe for the unpacker: {e}")))?;
+        let child = self.start_unpacker(layer, slot.diff(), Stdio::from(read))?;
+        let waited = tokio::task::spawn_blocking(move || child.wait_with_output());
+        let mut pipe = tokio::net::unix::pipe::Sender::from_owned_fd(write)
+            .map_err(|e| EngineError::Other(format!("a pipe for the unpacker: {e}")))?;
+        let total = layer.size;
+        let downloaded = session
+            .blob_to(&layer.blob, total, &mut pipe, |done| {
+                events(PullEvent::Downloading {
+                    layer: short.clone(),
+                    done,
+                    total,
                 })
-                .await?;
-            events(PullEvent::Verifying(short.clone()));
+            })
+            .await;
+        drop(pipe);
+        let output = waited
+            .await
+            .map_err(|e| EngineError::Other(format!("the unpack task failed: {e}")))?
+            .map_err(|e| EngineError::Other(format!("waiting for the unpacker: {e}")))?;
+        let unpacked = self.finish_unpacker(layer, &output, &slot.tar_split());
+        match (downloaded, unpacked) {
+            // A damaged blob explains whatever the unpacker made of it.
+            (Err(e @ bulwark_registry::RegistryError::Blob { .. }), _) => return Err(e.into()),
+            (_, Err(e)) => return Err(e.into()),
+            (Err(e), Ok(_)) => return Err(e.into()),
+            (Ok(()), Ok(size)) => {
+                events(PullEvent::Verifying(short.clone()));
+                events(PullEvent::Downloaded(short.clone()));
+                let diff_id = layer.diff_id.clone();
+                let parent = parent.cloned();
+                tokio::task::spawn_blocking(move || slot.commit(&diff_id, parent.as_ref(), size))
+                    .await
+                    .map_err(|e| EngineError::Other(format!("the unpack task failed: {e}")))??;
+            }
         }
-        events(PullEvent::Downloaded(short.clone()));
-        events(PullEvent::Extracting(short.clone()));
-        let engine = self.clone();
-        let (layer2, chain2, parent2) = (layer.clone(), chain_id.clone(), parent.cloned());
-        tokio::task::spawn_blocking(move || {
-            engine
-                .store
-                .make_layer(&chain2, &layer2.diff_id, parent2.as_ref(), |dir, split| {
-                    engine.unpack_in_child(&layer2, dir, split)
-                })
-        })
-        .await
-        .map_err(|e| EngineError::Other(format!("the unpack task failed: {e}")))??;
         events(PullEvent::PullComplete(short));
         Ok(())
     }

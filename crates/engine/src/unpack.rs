@@ -4,7 +4,7 @@
 //! (`bulwark_layer::confine`) before it reads a byte, and reports what it made as JSON.
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use bulwark_image::manifest::Layer;
 use bulwark_layer::{Options, Stats};
@@ -16,18 +16,30 @@ use crate::Engine;
 pub const UNPACK_ROLE: &str = "__unpack-layer";
 
 impl Engine {
-    /// Unpacks `layer`'s blob into `dir` (a new, empty directory) in a confined child,
-    /// and writes the layer's tar split to `tar_split`. Returns the bytes of its files.
+    /// Unpacks `layer`'s blob (from the store) into `dir` (a new, empty directory) in a
+    /// confined child, and writes the layer's tar split to `tar_split`. Returns the bytes
+    /// of its files.
     pub(crate) fn unpack_in_child(
         &self,
         layer: &Layer,
         dir: &Path,
         tar_split: &Path,
     ) -> Result<u64, StoreError> {
-        let fail = |reason: String| StoreError::Layer {
-            digest: layer.blob.to_string(),
-            reason,
-        };
+        let blob = self.store.open_blob(&layer.blob)?;
+        let child = self.start_unpacker(layer, dir, Stdio::from(blob))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| unpack_error(layer, format!("waiting for the unpacker: {e}")))?;
+        self.finish_unpacker(layer, &out, tar_split)
+    }
+
+    /// Starts the confined unpacker of `layer` into `dir`, its blob coming on `blob`.
+    pub(crate) fn start_unpacker(
+        &self,
+        layer: &Layer,
+        dir: &Path,
+        blob: Stdio,
+    ) -> Result<Child, StoreError> {
         let options = Options {
             compression: layer.compression,
             diff_id: layer.diff_id.clone(),
@@ -35,29 +47,44 @@ impl Engine {
             devices: !self.config.rootless,
             user_xattrs: self.config.rootless,
         };
-        let blob = self.store.open_blob(&layer.blob)?;
-        let out = Command::new(&self.config.unpacker)
+        Command::new(&self.config.unpacker)
             .arg(UNPACK_ROLE)
             .arg(dir)
             .arg(serde_json::to_string(&options).expect("options always serialize"))
-            .stdin(Stdio::from(blob))
+            .stdin(blob)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env_clear()
-            .output()
+            .spawn()
             .map_err(|e| {
-                fail(format!(
-                    "starting the unpacker {}: {e}",
-                    self.config.unpacker.display()
-                ))
-            })?;
+                unpack_error(
+                    layer,
+                    format!(
+                        "starting the unpacker {}: {e}",
+                        self.config.unpacker.display()
+                    ),
+                )
+            })
+    }
+
+    /// What the unpacker of `layer` said: its error, or its tar split (written to
+    /// `tar_split`) and the bytes of the layer's files.
+    pub(crate) fn finish_unpacker(
+        &self,
+        layer: &Layer,
+        out: &Output,
+        tar_split: &Path,
+    ) -> Result<u64, StoreError> {
         if !out.status.success() {
             let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-            return Err(fail(if said.is_empty() {
-                format!("the unpacker failed ({})", out.status)
-            } else {
-                said
-            }));
+            return Err(unpack_error(
+                layer,
+                if said.is_empty() {
+                    format!("the unpacker failed ({})", out.status)
+                } else {
+                    said
+                },
+            ));
         }
         // stdout: the tar split, then the stats as JSON, then that JSON's length (4 bytes).
         let report = || -> Option<(&[u8], Stats)> {
@@ -68,10 +95,17 @@ impl Engine {
             let (split, stats) = rest.split_at_checked(rest.len().checked_sub(len)?)?;
             Some((split, serde_json::from_slice(stats).ok()?))
         };
-        let (split, stats) =
-            report().ok_or_else(|| fail("the unpacker's report is not valid".into()))?;
+        let (split, stats) = report()
+            .ok_or_else(|| unpack_error(layer, "the unpacker's report is not valid".into()))?;
         std::fs::write(tar_split, split).map_err(StoreError::io("cannot write", tar_split))?;
         Ok(stats.file_bytes)
+    }
+}
+
+fn unpack_error(layer: &Layer, reason: String) -> StoreError {
+    StoreError::Layer {
+        digest: layer.blob.to_string(),
+        reason,
     }
 }
 

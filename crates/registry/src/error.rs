@@ -20,6 +20,10 @@ pub enum RegistryError {
     Registry { registry: String, reason: String },
     #[error("unauthorized: incorrect username or password (login to {registry})")]
     LoginRefused { registry: String },
+    /// Where the blob was going stopped taking it (the unpacker ended; its own error says
+    /// why).
+    #[error("the blob's reader stopped: {0}")]
+    Sink(String),
     #[error("credentials: {0}")]
     Credentials(String),
     #[error(transparent)]

@@ -210,18 +210,7 @@ impl Session {
             .client
             .pull_blob_stream(reference, digest.as_str())
             .await
-            .map_err(|e| match &e {
-                OciDistributionError::ImageManifestNotFoundError(_) => missing_blob(digest),
-                OciDistributionError::RegistryError { envelope, .. }
-                    if envelope
-                        .errors
-                        .iter()
-                        .any(|e| format!("{:?}", e.code).contains("BlobUnknown")) =>
-                {
-                    missing_blob(digest)
-                }
-                _ => self.error(e, reference),
-            })?;
+            .map_err(|e| self.blob_request_error(e, digest))?;
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
@@ -243,6 +232,95 @@ impl Session {
         }
         sink.commit()?;
         Ok(())
+    }
+
+    /// Streams the blob `digest` of `size` bytes into `sink` (the unpacker's stdin) as it
+    /// arrives, counting and hashing it: more than `size` bytes stops it, and it succeeds
+    /// only if the whole had `size` bytes and `digest`. The caller uses what `sink` made
+    /// only then. `progress` gets the bytes so far.
+    pub async fn blob_to(
+        &self,
+        digest: &Digest,
+        size: u64,
+        sink: &mut (impl tokio::io::AsyncWrite + Unpin),
+        mut progress: impl FnMut(u64),
+    ) -> Result<(), RegistryError> {
+        use tokio::io::AsyncWriteExt;
+        let reference = self.name.reference();
+        let blob_error = |reason: String| RegistryError::Blob {
+            digest: digest.to_string(),
+            reason,
+        };
+        let mut stream = self
+            .client
+            .pull_blob_stream(reference, digest.as_str())
+            .await
+            .map_err(|e| self.blob_request_error(e, digest))?;
+        let mut digester = bulwark_image::Digester::new();
+        let mut failed = None;
+        // Once the sink stops taking the blob (the unpacker ended on an error), the rest is
+        // still hashed: a damaged blob is reported as such, whatever it made the unpacker say.
+        let mut sink_error = None;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            };
+            if digester.len() + chunk.len() as u64 > size {
+                return Err(blob_error(format!(
+                    "the registry sent more than the {size} bytes the manifest says"
+                )));
+            }
+            digester.update(&chunk);
+            if sink_error.is_none() {
+                if let Err(e) = sink.write_all(&chunk).await {
+                    sink_error = Some(RegistryError::Sink(e.to_string()));
+                }
+            }
+            progress(digester.len());
+        }
+        // Our own size and digest checks say best what was wrong.
+        let got = digester.len();
+        if got != size {
+            let why = failed
+                .filter(|f| !f.contains("Invalid digest"))
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default();
+            return Err(blob_error(format!(
+                "the registry sent {got} bytes where the manifest says {size}: truncated{why}"
+            )));
+        }
+        let actual = digester.finish();
+        if actual != *digest {
+            return Err(blob_error(format!(
+                "the content received has digest {actual}: it does not match"
+            )));
+        }
+        if let Some(e) = sink_error {
+            return Err(e);
+        }
+        sink.shutdown()
+            .await
+            .map_err(|e| RegistryError::Sink(e.to_string()))?;
+        Ok(())
+    }
+
+    fn blob_request_error(&self, e: OciDistributionError, digest: &Digest) -> RegistryError {
+        match &e {
+            OciDistributionError::ImageManifestNotFoundError(_) => missing_blob(digest),
+            OciDistributionError::RegistryError { envelope, .. }
+                if envelope
+                    .errors
+                    .iter()
+                    .any(|e| format!("{:?}", e.code).contains("BlobUnknown")) =>
+            {
+                missing_blob(digest)
+            }
+            _ => self.error(e, self.name.reference()),
+        }
     }
 
     /// Whether the registry has the blob already.

@@ -79,8 +79,7 @@ impl Store {
 
     /// Makes the layer `chain_id` unless it exists: `unpack` fills the new layer's
     /// directory and writes its tar split (the two paths it gets), and returns the bytes
-    /// of its files. One process unpacks a chain id at a time;
-    /// another waits and then uses its result.
+    /// of its files. See [`Store::layer_slot`].
     pub fn make_layer(
         &self,
         chain_id: &Digest,
@@ -88,52 +87,44 @@ impl Store {
         parent: Option<&Digest>,
         unpack: impl FnOnce(&Path, &Path) -> Result<u64, StoreError>,
     ) -> Result<LayerRecord, StoreError> {
-        if let Some(record) = self.layer(chain_id)? {
-            return Ok(record);
+        let Some(slot) = self.layer_slot(chain_id)? else {
+            return self.layer(chain_id)?.ok_or_else(|| StoreError::Layer {
+                digest: chain_id.to_string(),
+                reason: "it was made, then removed at once".into(),
+            });
+        };
+        let size = unpack(slot.diff(), &slot.tar_split())?;
+        slot.commit(diff_id, parent, size)
+    }
+
+    /// The place to make the layer `chain_id` in, or `None` when it exists. One process
+    /// makes a chain id at a time: this waits while another does, and then finds its
+    /// layer. The slot is a temporary directory until [`LayerSlot::commit`]; dropped, it
+    /// is removed.
+    pub fn layer_slot(&self, chain_id: &Digest) -> Result<Option<LayerSlot>, StoreError> {
+        if self.layer(chain_id)?.is_some() {
+            return Ok(None);
         }
         let layers = self.root.join("layers");
-        let _lock = StoreLock::take(&layers.join(format!("{}.lock", chain_id.hex())))?;
-        if let Some(record) = self.layer(chain_id)? {
-            return Ok(record);
+        let lock_path = layers.join(format!("{}.lock", chain_id.hex()));
+        let lock = StoreLock::take(&lock_path)?;
+        if self.layer(chain_id)?.is_some() {
+            return Ok(None);
         }
         let tmp = layers.join(format!(".tmp-{}-{}", chain_id.hex(), std::process::id()));
         remove_dir(&tmp)?;
         std::fs::create_dir(&tmp).map_err(StoreError::io("cannot make", &tmp))?;
         let diff = tmp.join("diff");
         std::fs::create_dir(&diff).map_err(StoreError::io("cannot make", &diff))?;
-        let size = match unpack(&diff, &tmp.join(TAR_SPLIT)) {
-            Ok(size) => size,
-            Err(e) => {
-                let _ = remove_dir(&tmp);
-                // A waiter may hold the unlinked file's lock; it finds no layer and unpacks
-                // itself, and if two ever finish, the second keeps the first's (below).
-                let _ = std::fs::remove_file(layers.join(format!("{}.lock", chain_id.hex())));
-                return Err(e);
-            }
-        };
-        let record = LayerRecord {
-            format: 1,
+        Ok(Some(LayerSlot {
+            store: self.clone(),
             chain_id: chain_id.clone(),
-            diff_id: diff_id.clone(),
-            parent: parent.cloned(),
-            size,
-            short: chain_id.hex()[..16].to_owned(),
-        };
-        write_json(&tmp.join("layer.json"), &record)?;
-        let home = self.layer_home(chain_id);
-        if let Err(e) = std::fs::rename(&tmp, &home) {
-            let _ = remove_dir(&tmp);
-            return match self.layer(chain_id)? {
-                Some(made) => Ok(made),
-                None => Err(StoreError::io("cannot rename into place", &home)(e)),
-            };
-        }
-        let link = layers.join("l").join(&record.short);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(Path::new("..").join(chain_id.hex()).join("diff"), &link)
-            .map_err(StoreError::io("cannot link", &link))?;
-        sync_dir(&layers)?;
-        Ok(record)
+            tmp,
+            diff,
+            lock_path,
+            _lock: lock,
+            committed: false,
+        }))
     }
 
     /// Removes an unpacked layer (nothing may use it).
@@ -203,5 +194,75 @@ mod tests {
         let ids = chain_ids(&[a.clone(), b.clone()]);
         assert_eq!(ids[0], a);
         assert_eq!(ids[1], Digest::of(format!("{a} {b}").as_bytes()));
+    }
+}
+
+/// A layer being made (see [`Store::layer_slot`]).
+#[derive(Debug)]
+pub struct LayerSlot {
+    store: Store,
+    chain_id: Digest,
+    tmp: PathBuf,
+    diff: PathBuf,
+    lock_path: PathBuf,
+    _lock: StoreLock,
+    committed: bool,
+}
+
+impl LayerSlot {
+    /// The layer's directory to fill.
+    pub fn diff(&self) -> &Path {
+        &self.diff
+    }
+
+    /// Where its tar split goes.
+    pub fn tar_split(&self) -> PathBuf {
+        self.tmp.join(TAR_SPLIT)
+    }
+
+    /// Records the layer (`size`: bytes of its files) and renames it into place.
+    pub fn commit(
+        mut self,
+        diff_id: &Digest,
+        parent: Option<&Digest>,
+        size: u64,
+    ) -> Result<LayerRecord, StoreError> {
+        let chain_id = self.chain_id.clone();
+        let record = LayerRecord {
+            format: 1,
+            chain_id: chain_id.clone(),
+            diff_id: diff_id.clone(),
+            parent: parent.cloned(),
+            size,
+            short: chain_id.hex()[..16].to_owned(),
+        };
+        write_json(&self.tmp.join("layer.json"), &record)?;
+        let home = self.store.layer_home(&chain_id);
+        if let Err(e) = std::fs::rename(&self.tmp, &home) {
+            // Made meanwhile by a process that took the lock's unlinked file: use it.
+            return match self.store.layer(&chain_id)? {
+                Some(made) => Ok(made),
+                None => Err(StoreError::io("cannot rename into place", &home)(e)),
+            };
+        }
+        self.committed = true;
+        let layers = self.store.root.join("layers");
+        let link = layers.join("l").join(&record.short);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(Path::new("..").join(chain_id.hex()).join("diff"), &link)
+            .map_err(StoreError::io("cannot link", &link))?;
+        sync_dir(&layers)?;
+        Ok(record)
+    }
+}
+
+impl Drop for LayerSlot {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = remove_dir(&self.tmp);
+            // A waiter may hold the unlinked file's lock; it finds no layer and makes it
+            // itself, and if two ever finish, the second keeps the first's (commit).
+            let _ = std::fs::remove_file(&self.lock_path);
+        }
     }
 }

@@ -38,7 +38,7 @@ pub use blobs::Ingest;
 pub use error::StoreError;
 pub use gc::Reclaimed;
 pub use images::{now, ImageRecord, RECORD_FORMAT};
-pub use layers::{chain_ids, LayerRecord};
+pub use layers::{chain_ids, LayerRecord, LayerSlot};
 pub use lock::StoreLock;
 pub use mounts::{upper_usage, MountRecord, Mounted, Overlay};
 pub use names::Names;
