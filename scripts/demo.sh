@@ -81,6 +81,12 @@ import json, sys
 path, root = sys.argv[1], sys.argv[2]
 config = json.load(open(path))
 config["root"] = {"path": root, "readonly": False}
+# An overlay cannot be idmapped as a whole: this run keeps the image's owners as they
+# are, without a user namespace (Docker's default); containers from images come next.
+config["annotations"] = {k: v for k, v in config.get("annotations", {}).items() if k != "bulwark.rootfs.idmap"}
+config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "user"]
+config["linux"].pop("uidMappings", None)
+config["linux"].pop("gidMappings", None)
 config["process"]["args"] = ["sh", "-c", "echo 'in the image: '$(ls /bin | wc -l)' programs in /bin'; echo changed > /etc/motd && echo 'wrote /etc/motd (to the upper layer only)'"]
 json.dump(config, open(path, "w"), indent=2)
 PY

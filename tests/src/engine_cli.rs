@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use crate::fixture::cargo;
-use crate::paths::{is_stale, target_dir, workspace_root, TempDir};
+use crate::fixture::built_binary;
+use crate::paths::TempDir;
 use crate::process::{default_timeout, run_captured, Output};
 use crate::rootless::User;
 
@@ -14,35 +14,7 @@ use crate::rootless::User;
 /// built with `cargo build -p bulwark-engine-cli` when missing or stale.
 pub fn engine_binary() -> &'static Path {
     static ENGINE: OnceLock<PathBuf> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        if let Some(path) = std::env::var_os("BULWARK_ENGINE") {
-            let path = PathBuf::from(path);
-            assert!(
-                path.is_file(),
-                "BULWARK_ENGINE={} is not a file",
-                path.display()
-            );
-            return path;
-        }
-        let binary = target_dir().join("debug/bulwark");
-        let root = workspace_root();
-        if is_stale(
-            &binary,
-            &[
-                root.join("crates"),
-                root.join("Cargo.toml"),
-                root.join("Cargo.lock"),
-            ],
-        ) {
-            cargo(&["build", "-p", "bulwark-engine-cli"]);
-        }
-        assert!(
-            binary.is_file(),
-            "`cargo build -p bulwark-engine-cli` did not produce {}",
-            binary.display()
-        );
-        binary
-    })
+    ENGINE.get_or_init(|| built_binary("BULWARK_ENGINE", "bulwark", "bulwark-engine-cli"))
 }
 
 /// The engine with a store and client config of its own.

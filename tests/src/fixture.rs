@@ -92,35 +92,35 @@ impl Fixture {
 /// silently test old code).
 pub fn runtime_binary() -> &'static Path {
     static RUNTIME: OnceLock<PathBuf> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        if let Some(path) = std::env::var_os("BULWARK_RUNTIME") {
-            let path = PathBuf::from(path);
-            assert!(
-                path.is_file(),
-                "BULWARK_RUNTIME={} is not a file",
-                path.display()
-            );
-            return path;
-        }
-        let binary = target_dir().join("debug/bulwark-runtime");
-        let root = workspace_root();
-        if is_stale(
-            &binary,
-            &[
-                root.join("crates"),
-                root.join("Cargo.toml"),
-                root.join("Cargo.lock"),
-            ],
-        ) {
-            cargo(&["build", "-p", "bulwark-cli"]);
-        }
-        assert!(
-            binary.is_file(),
-            "`cargo build -p bulwark-cli` did not produce {}",
-            binary.display()
-        );
-        binary
-    })
+    RUNTIME.get_or_init(|| built_binary("BULWARK_RUNTIME", "bulwark-runtime", "bulwark-cli"))
+}
+
+/// `$<var>` (used as is), or `<target>/debug/<name>`, built with `cargo build -p
+/// <package>` when missing or older than the workspace's sources.
+pub(crate) fn built_binary(var: &str, name: &str, package: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(var) {
+        let path = PathBuf::from(path);
+        assert!(path.is_file(), "{var}={} is not a file", path.display());
+        return path;
+    }
+    let binary = target_dir().join("debug").join(name);
+    let root = workspace_root();
+    if is_stale(
+        &binary,
+        &[
+            root.join("crates"),
+            root.join("Cargo.toml"),
+            root.join("Cargo.lock"),
+        ],
+    ) {
+        cargo(&["build", "-p", package]);
+    }
+    assert!(
+        binary.is_file(),
+        "`cargo build -p {package}` did not produce {}",
+        binary.display()
+    );
+    binary
 }
 
 /// `<target>/release/bulwark-check`, (re)built static when missing or stale.
@@ -146,7 +146,7 @@ fn checker_binary() -> PathBuf {
 }
 
 /// Runs cargo in the workspace, with its output going straight to the test's stderr.
-pub(crate) fn cargo(args: &[&str]) {
+fn cargo(args: &[&str]) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
         .args(args)

@@ -459,6 +459,24 @@ fn prune_removes_dangling_images_or_all_unused() {
     // The first lost its tag to the second: it is dangling now.
     let table = engine.ok(["images"]);
     assert!(table.contains("<none>"), "{table}");
+    let dangling = engine.ok(["images", "-q", "--no-trunc", "--filter", "dangling=true"]);
+    assert_eq!(dangling, format!("{}\n", first.id()));
+    let tagged = engine.ok([
+        "images",
+        "-q",
+        "--no-trunc",
+        "-f",
+        "dangling=false",
+        "-f",
+        &format!("reference={addr}/prune/*"),
+    ]);
+    assert_eq!(tagged, format!("{}\n", second.id()));
+    let bad = engine.cmd(["images", "--filter", "since=x"]);
+    bad.assert_code(1);
+    assert!(
+        bad.stderr.contains("since") && bad.stderr.contains("not supported yet"),
+        "{bad}"
+    );
     let out = engine.ok(["image", "prune", "-f"]);
     assert!(
         out.contains(&format!("deleted: {}", first.id())) && out.contains("Total reclaimed space:"),

@@ -146,10 +146,14 @@ fn two_pulls_at_once_share_their_layers_and_unpack_each_once() {
     let engine = Bulwark::new();
     let a = engine
         .command(["pull", "-q", &format!("{}/store/one:v1", registry.addr)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let b = engine
         .command(["pull", "-q", &format!("{}/store/two:v1", registry.addr)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     for (child, what) in [(a, "one"), (b, "two")] {

@@ -117,6 +117,9 @@ pub struct ImagesArgs {
     /// Don't truncate output.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Filter output: dangling=true|false, reference=PATTERN.
+    #[arg(short, long)]
+    pub filter: Vec<String>,
     /// Format output using a template: 'table', 'table TEMPLATE', 'json', or a template such as '{{.Repository}}' or '{{json .}}'.
     #[arg(long)]
     pub format: Option<String>,

@@ -1,7 +1,7 @@
 //! `images`, `image inspect`, `rmi`, `tag`, `image prune` and `system df`.
 use std::io::BufRead;
 
-use bulwark_engine::{Engine, EngineError, ImageName, ImageSummary, Removed};
+use bulwark_engine::{Engine, EngineError, ImageFilter, ImageName, ImageSummary, Removed};
 use serde_json::{json, Map, Value};
 
 use crate::args::{ImagesArgs, InspectArgs, PruneArgs, RmiArgs, TagArgs};
@@ -51,27 +51,21 @@ fn image_row(image: &ImageSummary, no_trunc: bool) -> Map<String, Value> {
     }
 }
 
-/// Whether a row is one `images REFERENCE` asks for: its repository, and its tag when
-/// one is given.
-fn selected(image: &ImageSummary, reference: Option<&str>) -> Result<bool, CliError> {
-    let Some(reference) = reference else {
-        return Ok(true);
-    };
-    let name = ImageName::parse(reference)?;
-    let same_repo = image.repository == name.familiar_repository();
-    Ok(match name.tag().filter(|_| !name.tag_defaulted()) {
-        Some(tag) => same_repo && image.tag == tag,
-        None => same_repo,
-    })
-}
-
 pub fn images(engine: &Engine, args: &ImagesArgs) -> Result<u8, CliError> {
-    let mut rows = Vec::new();
-    for image in engine.images()? {
-        if selected(&image, args.reference.as_deref())? {
-            rows.push(image_row(&image, args.no_trunc));
-        }
+    let mut filters: Vec<ImageFilter> = args
+        .filter
+        .iter()
+        .map(|f| ImageFilter::parse(f))
+        .collect::<Result<_, _>>()?;
+    if let Some(reference) = &args.reference {
+        ImageName::parse(reference)?;
+        filters.push(ImageFilter::Reference(reference.clone()));
     }
+    let rows: Vec<Map<String, Value>> = engine
+        .images_matching(&filters)?
+        .iter()
+        .map(|image| image_row(image, args.no_trunc))
+        .collect();
     let default = if args.digests { TABLE_DIGESTS } else { TABLE };
     let template = match (&args.format, args.quiet) {
         (_, true) => Template::parse("{{.ID}}", default)?,

@@ -203,7 +203,11 @@ impl Engine {
                 &config_bytes,
                 &config,
                 layers,
-                Some((digest, via_index.map(|(d, _)| d), media_type_of(&bytes))),
+                Some((
+                    digest,
+                    via_index.map(|(d, _)| d),
+                    manifest::media_type_of(&bytes),
+                )),
             )?;
             let annotations = entry.annotations().clone().unwrap_or_default();
             let name = annotations
@@ -315,17 +319,6 @@ impl Engine {
         self.store.put_names(&names)?;
         Ok(())
     }
-}
-
-fn media_type_of(bytes: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .and_then(|v| {
-            v.get("mediaType")
-                .and_then(|m| m.as_str())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| manifest::OCI_MANIFEST.to_owned())
 }
 
 /// A member of an extracted archive by its name there, refusing names that leave it.

@@ -23,6 +23,75 @@ pub struct ImageSummary {
     pub containers: usize,
 }
 
+/// A filter of `images` (`--filter KEY=VALUE`, and the REFERENCE argument).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageFilter {
+    /// `dangling=true|false`: images without a tag, or with one.
+    Dangling(bool),
+    /// `reference=PATTERN` (or the argument): `repo` or `repo:tag`, `*` matching any run
+    /// of characters but `/`.
+    Reference(String),
+}
+
+impl ImageFilter {
+    /// Parses `KEY=VALUE` as `docker images --filter` takes it.
+    pub fn parse(text: &str) -> Result<ImageFilter, EngineError> {
+        let bad = |reason: &str| EngineError::Other(format!("--filter {text:?}: {reason}"));
+        let (key, value) = text
+            .split_once('=')
+            .ok_or_else(|| bad("expected KEY=VALUE, such as dangling=true"))?;
+        match key {
+            "dangling" => match value {
+                "true" | "1" => Ok(ImageFilter::Dangling(true)),
+                "false" | "0" => Ok(ImageFilter::Dangling(false)),
+                _ => Err(bad("dangling takes true or false")),
+            },
+            "reference" => Ok(ImageFilter::Reference(value.to_owned())),
+            "before" | "since" | "label" | "until" => Err(bad(&format!(
+                "the {key} filter is not supported yet (dangling and reference are)"
+            ))),
+            _ => Err(bad(&format!(
+                "{key} is not a filter of images (dangling, reference)"
+            ))),
+        }
+    }
+
+    fn matches(&self, row: &ImageSummary) -> bool {
+        match self {
+            ImageFilter::Dangling(dangling) => (row.tag == "<none>") == *dangling,
+            ImageFilter::Reference(pattern) => {
+                let (repo_pattern, tag_pattern) =
+                    match pattern.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+                        Some((repo, tag)) => (repo, Some(tag)),
+                        None => (pattern.as_str(), None),
+                    };
+                let repo = familiar(
+                    &bulwark_image::ImageName::parse(repo_pattern)
+                        .map_or_else(|_| repo_pattern.to_owned(), |n| n.full_repository()),
+                );
+                let repo_ok = glob(repo_pattern, &row.repository) || glob(&repo, &row.repository);
+                repo_ok && tag_pattern.is_none_or(|t| glob(t, &row.tag))
+            }
+        }
+    }
+}
+
+/// `*` matches any run of characters but `/`; everything else itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(after) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=after.len())
+                .take_while(|&i| !after[..i].contains('/'))
+                .filter(|&i| after.is_char_boundary(i))
+                .any(|i| glob(rest, &after[i..]))
+        }
+    }
+}
+
 /// What `rmi` and `prune` did, in Docker's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removed {
@@ -83,6 +152,18 @@ impl Engine {
 
     fn users(&self) -> Result<Vec<bulwark_store::MountRecord>, EngineError> {
         Ok(self.store.mounts()?)
+    }
+
+    /// The rows of `images` every filter lets through.
+    pub fn images_matching(
+        &self,
+        filters: &[ImageFilter],
+    ) -> Result<Vec<ImageSummary>, EngineError> {
+        Ok(self
+            .images()?
+            .into_iter()
+            .filter(|row| filters.iter().all(|f| f.matches(row)))
+            .collect())
     }
 
     /// Every image, a row per name, newest first (`images`).
@@ -354,26 +435,61 @@ fn is_id_prefix(what: &str, record: &ImageRecord) -> bool {
 }
 
 fn untag_all(names: &mut Names, id: &Digest, removed: &mut Vec<Removed>) {
-    let tags: Vec<String> = names
-        .tags
+    untag_where(&mut names.tags, id, removed, |t| {
+        let (repo, tag) = split_tag(t);
+        format!("{repo}:{tag}")
+    });
+    untag_where(&mut names.digests, id, removed, |d| {
+        let (repo, digest) = split_digest(d);
+        format!("{repo}@{digest}")
+    });
+}
+
+/// Removes every name of `id` from `map`, saying each as `shown` words it.
+fn untag_where(
+    map: &mut std::collections::BTreeMap<String, Digest>,
+    id: &Digest,
+    removed: &mut Vec<Removed>,
+    shown: impl Fn(&str) -> String,
+) {
+    let keys: Vec<String> = map
         .iter()
         .filter(|(_, v)| *v == id)
         .map(|(k, _)| k.clone())
         .collect();
-    for t in tags {
-        names.tags.remove(&t);
-        let (repo, tag) = split_tag(&t);
-        removed.push(Removed::Untagged(format!("{repo}:{tag}")));
+    for key in keys {
+        map.remove(&key);
+        removed.push(Removed::Untagged(shown(&key)));
     }
-    let digests: Vec<String> = names
-        .digests
-        .iter()
-        .filter(|(_, v)| *v == id)
-        .map(|(k, _)| k.clone())
-        .collect();
-    for d in digests {
-        names.digests.remove(&d);
-        let (repo, digest) = split_digest(&d);
-        removed.push(Removed::Untagged(format!("{repo}@{digest}")));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_and_match_as_dockers() {
+        let row = |repo: &str, tag: &str| ImageSummary {
+            id: Digest::of(b"x"),
+            repository: repo.into(),
+            tag: tag.into(),
+            digest: "<none>".into(),
+            created: None,
+            size: 0,
+            containers: 0,
+        };
+        let f = |t: &str| ImageFilter::parse(t).unwrap();
+        assert!(f("dangling=true").matches(&row("<none>", "<none>")));
+        assert!(!f("dangling=true").matches(&row("busybox", "latest")));
+        assert!(f("dangling=false").matches(&row("busybox", "latest")));
+        assert!(f("reference=busybox").matches(&row("busybox", "latest")));
+        assert!(f("reference=busy*").matches(&row("busybox", "1")));
+        assert!(f("reference=busybox:1*").matches(&row("busybox", "1.36")));
+        assert!(!f("reference=busybox:2").matches(&row("busybox", "1")));
+        assert!(f("reference=localhost:5000/*").matches(&row("localhost:5000/x", "v1")));
+        assert!(!f("reference=localhost:5000/*").matches(&row("localhost:5000/x/y", "v1")));
+        for bad in ["dangling=maybe", "before=x", "colour=red", "nokey"] {
+            assert!(ImageFilter::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -18,7 +18,7 @@ pub mod userns;
 pub use archive::{ArchiveFormat, Loaded};
 pub use config::EngineConfig;
 pub use error::EngineError;
-pub use images::{DiskUsage, ImageSummary, Removed};
+pub use images::{DiskUsage, ImageFilter, ImageSummary, Removed};
 pub use login::{registry_of, DEFAULT_REGISTRY};
 pub use pull::{PullEvent, Pulled};
 pub use push::PushEvent;

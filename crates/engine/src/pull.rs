@@ -176,7 +176,7 @@ impl Engine {
                     format: RECORD_FORMAT,
                     id: config_digest.clone(),
                     manifest: manifest_digest.clone(),
-                    manifest_media_type: media_type(&manifest_bytes),
+                    manifest_media_type: manifest::media_type_of(&manifest_bytes),
                     index: index.as_ref().map(|(d, _)| d.clone()),
                     platform: actual,
                     layers,
@@ -215,7 +215,8 @@ impl Engine {
         })
     }
 
-    /// A small blob (a config): fetched into the store unless there, then read back.
+    /// A small blob (a config): fetched (checked) into the store unless there, then read
+    /// back.
     async fn fetch_small(
         &self,
         session: &Session,
@@ -227,8 +228,10 @@ impl Engine {
                 "config {digest} is {size} bytes: more than a config can be"
             )));
         }
-        if let Some(ingest) = self.store.ingest(digest, Some(size))? {
-            session.blob(digest, ingest, |_| {}).await?;
+        if !self.store.has_blob(digest) {
+            let mut bytes = Vec::new();
+            session.blob_to(digest, size, &mut bytes, |_| {}).await?;
+            self.store.put_blob(&bytes)?;
         }
         Ok(self.store.read_blob(digest)?)
     }
@@ -334,15 +337,4 @@ impl Engine {
 /// path without the registry otherwise.
 fn pulling_from(name: &ImageName) -> String {
     name.repository().to_owned()
-}
-
-fn media_type(bytes: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(bytes)
-        .ok()
-        .and_then(|v| {
-            v.get("mediaType")
-                .and_then(|m| m.as_str())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| manifest::OCI_MANIFEST.to_owned())
 }

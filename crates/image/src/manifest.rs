@@ -22,6 +22,18 @@ pub enum Manifest {
     Index(Box<ImageIndex>),
 }
 
+/// The `mediaType` a manifest states, or the OCI manifest type when it states none.
+pub fn media_type_of(bytes: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| OCI_MANIFEST.to_owned())
+}
+
 /// Parses manifest bytes (`digest` names them in errors). The media type decides; for a
 /// manifest that states none, its shape does (`manifests` makes it an index).
 pub fn parse(bytes: &[u8], digest: &Digest) -> Result<Manifest, ImageError> {

@@ -1,9 +1,6 @@
 //! One registry conversation, for one repository: authenticated once, then manifests and
 //! blobs, each checked before it is kept.
-use std::io::Write;
-
 use bulwark_image::{Digest, ImageName};
-use bulwark_store::Ingest;
 use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
@@ -191,47 +188,6 @@ impl Session {
             });
         }
         Ok((bytes.to_vec(), digest))
-    }
-
-    /// Downloads the blob `digest` into `sink`, which refuses more than its size and
-    /// commits only a complete, matching blob. `progress` gets the bytes so far.
-    pub async fn blob(
-        &self,
-        digest: &Digest,
-        mut sink: Ingest,
-        mut progress: impl FnMut(u64),
-    ) -> Result<(), RegistryError> {
-        let reference = self.name.reference();
-        let blob_error = |reason: String| RegistryError::Blob {
-            digest: digest.to_string(),
-            reason,
-        };
-        let mut stream = self
-            .client
-            .pull_blob_stream(reference, digest.as_str())
-            .await
-            .map_err(|e| self.blob_request_error(e, digest))?;
-        while let Some(chunk) = stream.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                // The store's own size and digest checks say best what was wrong: a
-                // short, long or changed blob. Content that passes them is the blob.
-                Err(e) => {
-                    return match sink.commit() {
-                        Ok(()) => Ok(()),
-                        Err(bulwark_store::StoreError::Blob { digest, reason }) => {
-                            Err(RegistryError::Blob { digest, reason })
-                        }
-                        Err(_) => Err(blob_error(e.to_string())),
-                    };
-                }
-            };
-            sink.write_all(&chunk)
-                .map_err(|e| blob_error(e.to_string()))?;
-            progress(sink.written());
-        }
-        sink.commit()?;
-        Ok(())
     }
 
     /// Streams the blob `digest` of `size` bytes into `sink` (the unpacker's stdin) as it

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! blobs/sha256/<hex>      content: manifests, indexes, configs, compressed layers
-//! ingest/<hex>.partial    a blob on its way in (with <hex>.lock held by its writer), or
-//!                         a scratch directory (an archive being loaded)
+//! ingest/<name>.partial   a scratch directory (an archive being loaded, a push's new
+//!                         blobs), with <name>.lock held by its user
 //! layers/<chain id hex>/  a layer unpacked once per chain id: diff/ and layer.json
 //! layers/l/<short>        short names for overlayfs's lowerdir option
 //! layers/.tmp-*           a layer being unpacked
@@ -34,7 +34,6 @@ mod lock;
 mod mounts;
 mod names;
 
-pub use blobs::Ingest;
 pub use error::StoreError;
 pub use gc::Reclaimed;
 pub use images::{now, ImageRecord, RECORD_FORMAT};
