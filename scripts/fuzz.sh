@@ -10,7 +10,7 @@ command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 # cargo-fuzz passes -Z flags (sanitizer coverage, AddressSanitizer); the stable toolchain
 # takes them when told to.
 export RUSTC_BOOTSTRAP=1
-for target in config mount_options seccomp; do
+for target in config mount_options seccomp manifest layer; do
   corpus=$(mktemp -d)
   echo "== fuzz: $target for ${seconds}s"
   cargo fuzz run "$target" "$corpus" "fuzz/seeds/$target" -- -max_total_time="$seconds" -print_final_stats=1 2>&1 \
