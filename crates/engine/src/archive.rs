@@ -60,9 +60,11 @@ impl Engine {
             loaded
         };
         // What a failed load stored and no record names goes now, as do the blobs of the
-        // layers it unpacked.
-        self.store.lock()?;
-        loaded
+        // layers it unpacked; the load's own error comes first.
+        let cleaned = self.store.lock();
+        let loaded = loaded?;
+        cleaned?;
+        Ok(loaded)
     }
 
     /// Regular files of the archive under `dir`; names must be plain relative paths.

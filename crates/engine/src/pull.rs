@@ -76,10 +76,12 @@ impl Engine {
             let _pin = self.store.pin()?;
             self.pull_pinned(name, platform, events).await
         };
-        // Unpinned: what the pull no longer needs (the blobs of the layers it unpacked) or
-        // what a failed pull left goes now, unless another pull is under way.
-        self.store.lock()?;
-        pulled
+        // Unpinned: what a failed pull left goes now, unless another pull is under way. A
+        // failure to clean up is the next command's to report, not this pull's.
+        let cleaned = self.store.lock();
+        let pulled = pulled?;
+        cleaned?;
+        Ok(pulled)
     }
 
     async fn pull_pinned(
