@@ -75,9 +75,6 @@ impl Progress {
             }
             PullEvent::Verifying(l) => self.layer(&l, "Verifying Checksum".into(), true),
             PullEvent::Downloaded(l) => self.layer(&l, "Download complete".into(), true),
-            PullEvent::Extracting(l) => {
-                self.layer(&l, "Extracting".into(), self.mode == Mode::Terminal)
-            }
             PullEvent::PullComplete(l) => self.complete(&l),
         }
     }

@@ -32,7 +32,6 @@ pub enum PullEvent {
     },
     Verifying(String),
     Downloaded(String),
-    Extracting(String),
     PullComplete(String),
 }
 

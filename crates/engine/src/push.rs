@@ -195,24 +195,16 @@ impl Engine {
             (file, None)
         } else {
             let (new_digest, size) = self.write_layer(record, index, &file, true)?;
-            if session.has_blob(&new_digest).await? {
+            let replacement = Replacement {
+                digest: new_digest,
+                size,
+                media_type: gzip_media_type(&record.manifest_media_type),
+            };
+            if session.has_blob(&replacement.digest).await? {
                 events(PushEvent::AlreadyExists(short));
-                let media_type = gzip_media_type(&record.manifest_media_type);
-                return Ok(Some(Replacement {
-                    digest: new_digest,
-                    size,
-                    media_type,
-                }));
+                return Ok(Some(replacement));
             }
-            let media_type = gzip_media_type(&record.manifest_media_type);
-            (
-                file,
-                Some(Replacement {
-                    digest: new_digest,
-                    size,
-                    media_type,
-                }),
-            )
+            (file, Some(replacement))
         };
         let pushed = replacement.as_ref().map_or(digest, |r| &r.digest);
         let total = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);

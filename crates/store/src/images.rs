@@ -33,21 +33,6 @@ pub struct ImageRecord {
     pub last_tag_time: Option<String>,
 }
 
-impl ImageRecord {
-    /// The digests of every blob the image holds.
-    pub fn blobs(&self) -> Vec<Digest> {
-        let mut out = vec![self.id.clone(), self.manifest.clone()];
-        out.extend(self.index.iter().cloned());
-        out.extend(self.layers.iter().map(|l| l.blob.clone()));
-        out
-    }
-
-    /// The digest a registry names the image by.
-    pub fn repo_digest(&self) -> &Digest {
-        self.index.as_ref().unwrap_or(&self.manifest)
-    }
-}
-
 impl Store {
     fn record_path(&self, id: &Digest) -> PathBuf {
         self.root.join("images").join(format!("{}.json", id.hex()))
