@@ -144,7 +144,7 @@ pub struct SpecArgs {
     #[arg(long, short = 'b', default_value = ".")]
     pub bundle: PathBuf,
     /// Policy profile: hardened (bulwark's default) or docker (Docker's defaults)
-    #[arg(long, default_value = crate::profiles::DEFAULT)]
+    #[arg(long, default_value = bulwark_policy::DEFAULT)]
     pub profile: String,
 }
 

@@ -77,3 +77,18 @@ impl CliError {
         move |source| CliError::Setup { what, source }
     }
 }
+
+impl From<bulwark_policy::PolicyError> for CliError {
+    fn from(e: bulwark_policy::PolicyError) -> Self {
+        match e {
+            bulwark_policy::PolicyError::UnknownProfile { value, expected } => CliError::Flag {
+                flag: "--profile",
+                value,
+                expected,
+            },
+            bulwark_policy::PolicyError::Damaged { what, reason } => {
+                CliError::Policy { what, reason }
+            }
+        }
+    }
+}

@@ -11,8 +11,6 @@ mod features;
 mod foreground;
 mod list;
 mod log;
-mod profiles;
-mod seal;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,7 +47,7 @@ fn dispatch(cli: Cli, logger: &log::Logger) -> CmdResult {
         Command::Create(_) | Command::Run(_) | Command::Exec(_)
     ) {
         check_host_options(&cli)?;
-        seal::ensure_sealed(rootless)?;
+        bulwark_runtime::seal::ensure_sealed(rootless)?;
         bulwark_sys::phase::mark("sealed (re-executed)");
     }
     // Only the commands that keep state need (and check) the state root.

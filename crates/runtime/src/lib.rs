@@ -16,6 +16,7 @@ mod resources;
 pub mod rootless;
 mod seccomp;
 mod seccomp_cache;
+pub mod seal;
 mod signal;
 mod start;
 mod state;

@@ -11,7 +11,7 @@
 //! ids from its subordinate ranges), so a binary owned by the host's root and writable by
 //! no one else is out of their reach already and runs as it is; any other binary is
 //! copied into a sealed memfd (no writes, no resizing) and re-executed from there.
-use crate::error::CliError;
+use crate::RuntimeError;
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -38,42 +38,42 @@ fn exe_is_sealed() -> bool {
 /// no group or other, as seen from the host's user namespace (in another one, "root" may
 /// be the caller itself). A runtime without root needs no seal for such a binary.
 fn only_host_root_can_write(exe: &std::fs::File) -> bool {
-    bulwark_runtime::rootless::in_host_user_namespace()
+    crate::rootless::in_host_user_namespace()
         && exe
             .metadata()
             .is_ok_and(|m| m.uid() == 0 && m.permissions().mode() & 0o022 == 0)
 }
 
 /// A sealed memfd holding a copy of the running binary.
-fn sealed_copy(mut exe: std::fs::File) -> Result<OwnedFd, CliError> {
+fn sealed_copy(mut exe: std::fs::File) -> Result<OwnedFd, RuntimeError> {
     // Named after the file it copies, so the seccomp cache still knows this build.
     let identity = exe
         .metadata()
-        .map(|m| bulwark_runtime::file_identity(&m))
+        .map(|m| crate::file_identity(&m))
         .unwrap_or_default();
-    let name = format!("{}{identity}", bulwark_runtime::SEALED_COPY_PREFIX);
+    let name = format!("{}{identity}", crate::SEALED_COPY_PREFIX);
     let memfd = memfd_create(
         name.as_str(),
         MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
     )
-    .map_err(CliError::sys(
+    .map_err(RuntimeError::sys(
         "creating a memfd for a sealed copy of the runtime",
     ))?;
     let mut copy = std::fs::File::from(memfd);
     std::io::copy(&mut exe, &mut copy)
-        .map_err(CliError::io("copying the runtime binary into a memfd"))?;
+        .map_err(RuntimeError::io("cannot copy the runtime binary into a memfd", "/proc/self/exe"))?;
     let seals = SealFlag::F_SEAL_SEAL
         | SealFlag::F_SEAL_SHRINK
         | SealFlag::F_SEAL_GROW
         | SealFlag::F_SEAL_WRITE;
     nix::fcntl::fcntl(&copy, nix::fcntl::FcntlArg::F_ADD_SEALS(seals))
-        .map_err(CliError::sys("sealing the runtime's memfd copy"))?;
+        .map_err(RuntimeError::sys("sealing the runtime's memfd copy"))?;
     Ok(OwnedFd::from(copy))
 }
 
-fn sealed_binary() -> Result<OwnedFd, CliError> {
+fn sealed_binary() -> Result<OwnedFd, RuntimeError> {
     let tree = clone_tree(Path::new("/proc/self/exe"), false)
-        .map_err(CliError::sys("cloning the runtime binary's mount"))?;
+        .map_err(RuntimeError::sys("cloning the runtime binary's mount"))?;
     set_attrs(
         tree.as_fd(),
         Attrs {
@@ -83,14 +83,14 @@ fn sealed_binary() -> Result<OwnedFd, CliError> {
         0,
         false,
     )
-    .map_err(CliError::sys("making the runtime binary's mount read-only"))?;
+    .map_err(RuntimeError::sys("making the runtime binary's mount read-only"))?;
     Ok(tree)
 }
 
 /// Re-executes the runtime from a read-only mount (without root: from a sealed copy, or
 /// not at all when only root can write it) unless it already runs from one. Returns
 /// only if the binary is already protected, or with the reason it cannot be.
-pub fn ensure_sealed(rootless: bool) -> Result<(), CliError> {
+pub fn ensure_sealed(rootless: bool) -> Result<(), RuntimeError> {
     if exe_is_sealed() {
         return Ok(());
     }
@@ -98,7 +98,7 @@ pub fn ensure_sealed(rootless: bool) -> Result<(), CliError> {
         Ok(binary) => binary,
         Err(_) if rootless => {
             let exe = std::fs::File::open("/proc/self/exe")
-                .map_err(CliError::io("opening the runtime binary"))?;
+                .map_err(RuntimeError::io("cannot open the runtime binary", "/proc/self/exe"))?;
             if only_host_root_can_write(&exe) {
                 return Ok(());
             }
@@ -124,7 +124,7 @@ pub fn ensure_sealed(rootless: bool) -> Result<(), CliError> {
         &env,
         nix::fcntl::AtFlags::AT_EMPTY_PATH,
     );
-    Err(CliError::sys(
+    Err(RuntimeError::sys(
         "re-executing the runtime from its sealed binary",
     )(err.unwrap_err()))
 }

@@ -2,7 +2,7 @@
 //! time: `policy/profiles/<name>.json` (capabilities, masked and read-only paths,
 //! namespaces, limits) and the seccomp profile it names in `policy/seccomp/`. A policy
 //! change is an edit to one of those files and a rebuild.
-use crate::error::CliError;
+use crate::PolicyError;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -91,16 +91,15 @@ fn names() -> String {
 }
 
 /// The profile called `name`.
-pub fn profile(name: &str) -> Result<Profile, CliError> {
+pub fn profile(name: &str) -> Result<Profile, PolicyError> {
     let (_, text) = PROFILES
         .iter()
         .find(|(n, _)| *n == name)
-        .ok_or_else(|| CliError::Flag {
-            flag: "--profile",
+        .ok_or_else(|| PolicyError::UnknownProfile {
             value: name.to_owned(),
             expected: format!("one of {}", names()),
         })?;
-    let mut profile: Profile = serde_json::from_str(text).map_err(|e| CliError::Policy {
+    let mut profile: Profile = serde_json::from_str(text).map_err(|e| PolicyError::Damaged {
         what: format!("policy/profiles/{name}.json"),
         reason: e.to_string(),
     })?;
@@ -112,15 +111,15 @@ pub fn profile(name: &str) -> Result<Profile, CliError> {
 }
 
 /// The profile's `linux.seccomp`, with the architectures of this host.
-pub fn seccomp(profile: &Profile) -> Result<Value, CliError> {
+pub fn seccomp(profile: &Profile) -> Result<Value, PolicyError> {
     let (_, text) = SECCOMP
         .iter()
         .find(|(n, _)| *n == profile.seccomp)
-        .ok_or_else(|| CliError::Policy {
+        .ok_or_else(|| PolicyError::Damaged {
             what: format!("seccomp {:?}", profile.seccomp),
             reason: "no such policy in policy/seccomp".into(),
         })?;
-    let mut seccomp: Value = serde_json::from_str(text).map_err(|e| CliError::Policy {
+    let mut seccomp: Value = serde_json::from_str(text).map_err(|e| PolicyError::Damaged {
         what: format!("policy/seccomp/{}.json", profile.seccomp),
         reason: e.to_string(),
     })?;
