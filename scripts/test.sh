@@ -13,9 +13,10 @@ scripts/deps.sh containerd docker.io podman conmon runc crun skopeo docker-regis
   netavark aardvark-dns catatonit tini iptables iproute2 util-linux uidmap openssl \
   fuse-overlayfs
 scripts/build.sh debug
-cargo build -q -p bulwark-engine-cli
+cargo build -q -p bulwark-engine-cli -p bulwark-monitor
 export BULWARK_RUNTIME="$PWD/target/debug/bulwark-runtime"
 export BULWARK_ENGINE="$PWD/target/debug/bulwark"
+export BULWARK_MONITOR="$PWD/target/debug/bulwark-mon"
 cargo test --workspace --no-fail-fast "$@"
 
 if [ "${BULWARK_SKIP_V2:-0}" = 1 ]; then
@@ -28,6 +29,7 @@ runner="$PWD/target/v2-suite.sh"
   echo '#!/bin/sh'
   echo "export BULWARK_RUNTIME='$BULWARK_RUNTIME'"
   echo "export BULWARK_ENGINE='$BULWARK_ENGINE'"
+  echo "export BULWARK_MONITOR='$BULWARK_MONITOR'"
   echo "export BULWARK_TESTS_STRICT='${BULWARK_TESTS_STRICT:-0}'"
   echo 'status=0'
   cargo test --no-run --message-format=json -p bulwark-cgroups -p bulwark-tests 2>/dev/null \

@@ -17,6 +17,13 @@ pub fn engine_binary() -> &'static Path {
     ENGINE.get_or_init(|| built_binary("BULWARK_ENGINE", "bulwark", "bulwark-engine-cli"))
 }
 
+/// The per-container monitor beside it: `$BULWARK_MONITOR`, or `<target>/debug/bulwark-mon`,
+/// built when missing or stale.
+pub fn monitor_binary() -> &'static Path {
+    static MONITOR: OnceLock<PathBuf> = OnceLock::new();
+    MONITOR.get_or_init(|| built_binary("BULWARK_MONITOR", "bulwark-mon", "bulwark-monitor"))
+}
+
 /// The engine with a store and client config of its own.
 #[derive(Debug)]
 pub struct Bulwark {
@@ -115,6 +122,7 @@ impl Bulwark {
         };
         command
             .args(args)
+            .env("BULWARK_MONITOR", monitor_binary())
             .env("HOME", self.home.path())
             .env("DOCKER_CONFIG", self.docker_config())
             .env("BULWARK_CONFIG", self.engine_config())
@@ -175,6 +183,11 @@ impl Bulwark {
         out.stdout
     }
 
+    /// The containers' directory in the store.
+    pub fn containers_dir(&self) -> PathBuf {
+        self.store().join("containers")
+    }
+
     /// Every path in the store, relative to it (to compare before and after).
     pub fn store_tree(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -198,6 +211,19 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         );
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             walk(root, &path, out);
+        }
+    }
+}
+
+impl Drop for Bulwark {
+    /// Removes what a failed test left running, so its store can go.
+    fn drop(&mut self) {
+        if !self.containers_dir().is_dir() {
+            return;
+        }
+        let out = self.cmd(["ps", "-aq", "--no-trunc"]);
+        for id in out.stdout.split_whitespace() {
+            let _ = self.cmd(["rm", "-f", id]);
         }
     }
 }

@@ -20,6 +20,41 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create and run a new container from an image.
+    Run(crate::container_args::RunArgs),
+    /// Create a new container.
+    Create(crate::container_args::CreateArgs),
+    /// Start one or more stopped containers.
+    Start(crate::container_args::StartArgs),
+    /// Stop one or more running containers.
+    Stop(crate::container_args::StopArgs),
+    /// Restart one or more containers.
+    Restart(crate::container_args::StopArgs),
+    /// Kill one or more running containers.
+    Kill(crate::container_args::KillArgs),
+    /// Remove one or more containers.
+    Rm(crate::container_args::RmArgs),
+    /// List containers.
+    Ps(crate::container_args::PsArgs),
+    /// Fetch the logs of a container.
+    Logs(crate::container_args::LogsArgs),
+    /// Execute a command in a running container.
+    Exec(crate::container_args::ExecArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(crate::container_args::ContainersArgs),
+    /// Return low-level information on containers or images.
+    Inspect(crate::container_args::InspectArgs),
+    /// Display the running processes of a container.
+    Top(crate::container_args::TopArgs),
+    /// Rename a container.
+    Rename(crate::container_args::RenameArgs),
+    /// Pause all processes within one or more containers.
+    Pause(crate::container_args::ContainersArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(crate::container_args::ContainersArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Download an image from a registry.
     Pull(PullArgs),
     /// Upload an image to a registry.
@@ -228,4 +263,44 @@ pub struct UnshareArgs {
     /// The command (default: $SHELL).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// List containers.
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(crate::container_args::PsArgs),
+    /// Create and run a new container from an image.
+    Run(crate::container_args::RunArgs),
+    /// Create a new container.
+    Create(crate::container_args::CreateArgs),
+    /// Start one or more stopped containers.
+    Start(crate::container_args::StartArgs),
+    /// Stop one or more running containers.
+    Stop(crate::container_args::StopArgs),
+    /// Restart one or more containers.
+    Restart(crate::container_args::StopArgs),
+    /// Kill one or more running containers.
+    Kill(crate::container_args::KillArgs),
+    /// Remove one or more containers.
+    #[command(visible_alias = "remove")]
+    Rm(crate::container_args::RmArgs),
+    /// Fetch the logs of a container.
+    Logs(crate::container_args::LogsArgs),
+    /// Execute a command in a running container.
+    Exec(crate::container_args::ExecArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(crate::container_args::ContainersArgs),
+    /// Display detailed information on one or more containers.
+    Inspect(crate::container_args::InspectArgs),
+    /// Display the running processes of a container.
+    Top(crate::container_args::TopArgs),
+    /// Rename a container.
+    Rename(crate::container_args::RenameArgs),
+    /// Pause all processes within one or more containers.
+    Pause(crate::container_args::ContainersArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(crate::container_args::ContainersArgs),
+    /// Remove all stopped containers.
+    Prune(crate::container_args::PruneArgs),
 }

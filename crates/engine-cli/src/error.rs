@@ -14,6 +14,9 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// An engine error in `run`, `create` or `start` (exit status 125, as Docker's).
+    #[error("{0}")]
+    Run(EngineError),
     /// Errors already printed one by one (as `rmi` does for each image it could not
     /// remove); only the exit status is left.
     #[error("")]
@@ -26,9 +29,14 @@ impl CliError {
         move |source| CliError::Io { what, source }
     }
 
+    pub fn run(e: EngineError) -> CliError {
+        CliError::Run(e)
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) => 125,
+            CliError::Run(EngineError::StartFailed { code, .. }) => (*code).clamp(1, 255) as u8,
+            CliError::Usage(_) | CliError::Run(_) => 125,
             _ => 1,
         }
     }

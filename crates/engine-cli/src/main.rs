@@ -4,6 +4,8 @@
 
 mod archive_cmd;
 mod args;
+mod container_args;
+mod container_cmd;
 mod error;
 mod format;
 mod images_cmd;
@@ -14,10 +16,11 @@ mod transfer_cmd;
 
 use std::process::ExitCode;
 
-use args::{Cli, Command, ImageCommand, SystemCommand};
+use args::{Cli, Command, ContainerCommand, ImageCommand, SystemCommand};
 use bulwark_engine::userns::{self, Entered};
 use bulwark_engine::{Engine, EngineConfig, UNPACK_ROLE};
 use clap::Parser;
+use container_cmd as c;
 use error::CliError;
 
 fn main() -> ExitCode {
@@ -60,7 +63,44 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         config.store = store;
     }
     let engine = || Engine::open(config.clone());
+    // `exec` joins a container from this process: run from a sealed binary first.
+    if matches!(
+        cli.command,
+        Command::Exec(_) | Command::Container(ContainerCommand::Exec(_))
+    ) {
+        bulwark_engine::seal_self(config.rootless)?;
+    }
     match cli.command {
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => c::run(&engine()?, &a),
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
+            c::create_cmd(&engine()?, &a)
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            c::start(&engine()?, &a)
+        }
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => c::stop(&engine()?, &a),
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
+            c::restart(&engine()?, &a)
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => c::kill(&engine()?, &a),
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => c::rm(&engine()?, &a),
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => c::ps(&engine()?, &a),
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => c::logs(&engine()?, &a),
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => c::exec(&engine()?, &a),
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => c::wait(&engine()?, &a),
+        Command::Inspect(a) => c::inspect_any(&engine()?, &a),
+        Command::Container(ContainerCommand::Inspect(a)) => c::inspect(&engine()?, &a),
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => c::top(&engine()?, &a),
+        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
+            c::rename(&engine()?, &a)
+        }
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => {
+            c::pause(&engine()?, &a, true)
+        }
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+            c::pause(&engine()?, &a, false)
+        }
+        Command::Container(ContainerCommand::Prune(a)) => c::prune(&engine()?, &a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
             transfer_cmd::pull(&engine()?, &a)
         }

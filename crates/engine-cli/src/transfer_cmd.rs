@@ -37,6 +37,18 @@ pub fn pull(engine: &Engine, args: &PullArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
+/// `pull` for `run` and `create`: the image's lines on stderr, stdout left to the container.
+pub fn pull_quietly(engine: &Engine, args: &PullArgs) -> Result<(), bulwark_engine::EngineError> {
+    let name = ImageName::parse(&args.name)?;
+    let runtime = runtime().map_err(|e| bulwark_engine::EngineError::Other(e.to_string()))?;
+    let pulled = runtime.block_on(engine.pull(&name, &Platform::host(), &|_| {}))?;
+    if !args.quiet {
+        eprintln!("Digest: {}", pulled.digest);
+        eprintln!("Status: Downloaded newer image for {}", name.familiar());
+    }
+    Ok(())
+}
+
 pub fn push(engine: &Engine, args: &PushArgs) -> Result<u8, CliError> {
     let name = ImageName::parse(&args.name)?;
     let progress = Progress::new(mode(args.quiet));

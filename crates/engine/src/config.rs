@@ -25,6 +25,12 @@ pub struct EngineConfig {
     /// The program that unpacks a layer in its sandbox (`bulwark` itself).
     #[serde(skip)]
     pub unpacker: PathBuf,
+    /// Where running containers' runtime state is (default `/run/bulwark`, or
+    /// `$XDG_RUNTIME_DIR/bulwark` without root).
+    pub runtime_root: PathBuf,
+    /// The per-container monitor (default: `bulwark-mon` beside `bulwark`).
+    #[serde(skip)]
+    pub monitor: PathBuf,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +42,11 @@ impl Default for EngineConfig {
             max_concurrent_downloads: 3,
             rootless: false,
             unpacker: PathBuf::from("/proc/self/exe"),
+            runtime_root: PathBuf::from("/run/bulwark"),
+            monitor: std::env::current_exe()
+                .ok()
+                .and_then(|exe| Some(exe.parent()?.join("bulwark-mon")))
+                .unwrap_or_else(|| PathBuf::from("bulwark-mon")),
         }
     }
 }
@@ -81,6 +92,17 @@ impl EngineConfig {
         }
         if let Some(store) = std::env::var_os("BULWARK_STORE").filter(|s| !s.is_empty()) {
             config.store = PathBuf::from(store);
+        }
+        if rootless && config.runtime_root == EngineConfig::default().runtime_root {
+            let uid = nix::unistd::geteuid().as_raw();
+            config.runtime_root = std::env::var_os("XDG_RUNTIME_DIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("bulwark-{uid}")))
+                .join("bulwark");
+        }
+        if let Some(monitor) = std::env::var_os("BULWARK_MONITOR").filter(|m| !m.is_empty()) {
+            config.monitor = PathBuf::from(monitor);
         }
         config.rootless = rootless;
         Ok(config)

@@ -30,6 +30,32 @@ pub enum EngineError {
     Config { path: String, reason: String },
     #[error("without root: {0}")]
     Rootless(String),
+    #[error(transparent)]
+    Container(#[from] bulwark_container::ContainerError),
+    #[error(transparent)]
+    Runtime(#[from] Box<bulwark_runtime::RuntimeError>),
+    #[error(transparent)]
+    Policy(#[from] bulwark_policy::PolicyError),
+    /// A flag's value the engine cannot use (Docker's "invalid argument").
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The container could not be started (its monitor's words).
+    #[error("failed to start container {id}: {reason}")]
+    StartFailed {
+        id: String,
+        reason: String,
+        /// 127: the program was not found; 126: it could not run; 125: anything else.
+        code: i32,
+    },
+    /// A container in a state the command cannot take.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     Other(String),
+}
+
+impl From<bulwark_runtime::RuntimeError> for EngineError {
+    fn from(e: bulwark_runtime::RuntimeError) -> Self {
+        EngineError::Runtime(Box::new(e))
+    }
 }

@@ -5,6 +5,7 @@
 
 mod archive;
 mod config;
+mod containers;
 mod error;
 mod images;
 mod login;
@@ -16,7 +17,30 @@ mod unpack;
 pub mod userns;
 
 pub use archive::{ArchiveFormat, Loaded};
+pub use bulwark_policy::DEFAULT as DEFAULT_PROFILE;
+pub use bulwark_runtime::parse_signal;
 pub use config::EngineConfig;
+pub use containers::human_duration;
+
+/// Re-executes this process from a sealed copy of its binary (see
+/// `bulwark_runtime::seal`) before it joins a container.
+pub fn seal_self(rootless: bool) -> Result<(), EngineError> {
+    Ok(bulwark_runtime::seal::ensure_sealed(rootless)?)
+}
+
+/// A terminal's size (rows, columns), if `fd` is one.
+pub fn window_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
+    bulwark_sys::tty::window_size(fd).ok()
+}
+pub use bulwark_container::{
+    logs::{Entry as LogEntry, LogFilter, Stream},
+    Bind, HealthConfig, LogDriver, LogMode, LogOptions, Resources, RestartPolicy, Security, Status,
+    Tmpfs,
+};
+pub use containers::{
+    cap_name, Attach, ContainerSummary, CreateRequest, Created, ExecRequest, LogRequest, StartMode,
+    Started,
+};
 pub use error::EngineError;
 pub use images::{DiskUsage, ImageFilter, ImageSummary, Removed};
 pub use login::{registry_of, DEFAULT_REGISTRY};

@@ -92,13 +92,14 @@ fn names() -> String {
 
 /// The profile called `name`.
 pub fn profile(name: &str) -> Result<Profile, PolicyError> {
-    let (_, text) = PROFILES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .ok_or_else(|| PolicyError::UnknownProfile {
-            value: name.to_owned(),
-            expected: format!("one of {}", names()),
-        })?;
+    let (_, text) =
+        PROFILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| PolicyError::UnknownProfile {
+                value: name.to_owned(),
+                expected: format!("one of {}", names()),
+            })?;
     let mut profile: Profile = serde_json::from_str(text).map_err(|e| PolicyError::Damaged {
         what: format!("policy/profiles/{name}.json"),
         reason: e.to_string(),

@@ -60,8 +60,10 @@ fn sealed_copy(mut exe: std::fs::File) -> Result<OwnedFd, RuntimeError> {
         "creating a memfd for a sealed copy of the runtime",
     ))?;
     let mut copy = std::fs::File::from(memfd);
-    std::io::copy(&mut exe, &mut copy)
-        .map_err(RuntimeError::io("cannot copy the runtime binary into a memfd", "/proc/self/exe"))?;
+    std::io::copy(&mut exe, &mut copy).map_err(RuntimeError::io(
+        "cannot copy the runtime binary into a memfd",
+        "/proc/self/exe",
+    ))?;
     let seals = SealFlag::F_SEAL_SEAL
         | SealFlag::F_SEAL_SHRINK
         | SealFlag::F_SEAL_GROW
@@ -83,7 +85,9 @@ fn sealed_binary() -> Result<OwnedFd, RuntimeError> {
         0,
         false,
     )
-    .map_err(RuntimeError::sys("making the runtime binary's mount read-only"))?;
+    .map_err(RuntimeError::sys(
+        "making the runtime binary's mount read-only",
+    ))?;
     Ok(tree)
 }
 
@@ -97,8 +101,10 @@ pub fn ensure_sealed(rootless: bool) -> Result<(), RuntimeError> {
     let binary = match sealed_binary() {
         Ok(binary) => binary,
         Err(_) if rootless => {
-            let exe = std::fs::File::open("/proc/self/exe")
-                .map_err(RuntimeError::io("cannot open the runtime binary", "/proc/self/exe"))?;
+            let exe = std::fs::File::open("/proc/self/exe").map_err(RuntimeError::io(
+                "cannot open the runtime binary",
+                "/proc/self/exe",
+            ))?;
             if only_host_root_can_write(&exe) {
                 return Ok(());
             }

@@ -1,0 +1,265 @@
+//! The monitor's one loop while the container runs: its output into the log and to an
+//! attached client, a client's input to its terminal, and its children reaped.
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use bulwark_container::logs::{LogWriter, Stream};
+use bulwark_container::{LogMode, LogOptions};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::run::MonitorError;
+
+/// The container's output: its stdout and stderr pipes, or its terminal.
+pub struct Outputs {
+    pub out: OwnedFd,
+    pub err: OwnedFd,
+    pub master: Option<OwnedFd>,
+}
+
+/// A client's stdio, for a foreground `run`.
+pub struct Attached {
+    pub input: OwnedFd,
+    pub out: OwnedFd,
+    pub err: OwnedFd,
+}
+
+/// What waits to go to one of the client's outputs.
+#[derive(Default)]
+struct Sink {
+    pending: Vec<u8>,
+    dropped: u64,
+    gone: bool,
+}
+
+impl Sink {
+    /// Writes what it can without blocking.
+    fn flush(&mut self, fd: BorrowedFd<'_>) {
+        while !self.gone && !self.pending.is_empty() {
+            match nix::unistd::write(fd, &self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => {
+                    self.gone = true;
+                    self.pending.clear();
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8], options: &LogOptions) {
+        if self.gone {
+            return;
+        }
+        self.pending.extend_from_slice(bytes);
+        let bound = options.max_buffer_size as usize;
+        if options.mode == LogMode::Drop && self.pending.len() > bound {
+            let over = self.pending.len() - bound;
+            self.pending.drain(..over);
+            self.dropped += over as u64;
+        }
+    }
+
+    fn full(&self, options: &LogOptions) -> bool {
+        !self.gone && self.pending.len() >= options.max_buffer_size as usize
+    }
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            fd,
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+        );
+    }
+}
+
+/// Pumps until the init (`pid`) has exited and its output has ended; returns its exit
+/// code (128 + the signal that killed it).
+pub fn pump(
+    outputs: Outputs,
+    signals: &SignalFd,
+    pid: i32,
+    log: &mut LogWriter,
+    attached: &mut Option<crate::pump::Attached>,
+    options: &LogOptions,
+) -> Result<i32, MonitorError> {
+    let mut sources: Vec<(Option<OwnedFd>, Stream)> = match outputs.master {
+        Some(master) => vec![(Some(master), Stream::Stdout)],
+        None => vec![
+            (Some(outputs.out), Stream::Stdout),
+            (Some(outputs.err), Stream::Stderr),
+        ],
+    };
+    let tty = sources.len() == 1;
+    if let Some(a) = attached.as_ref() {
+        set_nonblocking(a.out.as_fd());
+        set_nonblocking(a.err.as_fd());
+    }
+    let mut sinks = [Sink::default(), Sink::default()];
+    let mut input_open = tty && attached.is_some();
+    let mut code: Option<i32> = None;
+    let mut exited_at: Option<Instant> = None;
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        // mode=blocking: the container's output waits while a client is too far behind.
+        let blocked = options.mode == LogMode::Block && sinks.iter().any(|s| s.full(options));
+        let open_sources = sources.iter().filter(|(fd, _)| fd.is_some()).count();
+        if code.is_some()
+            && (open_sources == 0
+                || exited_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)))
+        {
+            break;
+        }
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let mut roles = vec![Role::Signals];
+        for (i, (fd, _)) in sources.iter().enumerate() {
+            if let (Some(fd), false) = (fd, blocked) {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                roles.push(Role::Source(i));
+            }
+        }
+        if let Some(a) = attached.as_ref() {
+            for (i, fd) in [a.out.as_fd(), a.err.as_fd()].into_iter().enumerate() {
+                if !sinks[i].pending.is_empty() && !sinks[i].gone {
+                    fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+                    roles.push(Role::Sink);
+                }
+            }
+            if input_open {
+                fds.push(PollFd::new(a.input.as_fd(), PollFlags::POLLIN));
+                roles.push(Role::Input);
+            }
+        }
+        let timeout = if code.is_some() { 100u16 } else { 1000 };
+        match poll(&mut fds, PollTimeout::from(timeout)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let ready: Vec<(Role, PollFlags)> = fds
+            .iter()
+            .zip(&roles)
+            .filter_map(|(fd, role)| Some((*role, fd.revents()?)))
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        drop(fds);
+        for (role, _) in ready {
+            match role {
+                Role::Signals => {
+                    while let Ok(Some(info)) = signals.read_signal() {
+                        let signal = Signal::try_from(info.ssi_signo as i32).ok();
+                        if matches!(
+                            signal,
+                            Some(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP)
+                        ) {
+                            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+                        }
+                    }
+                    reap(pid, &mut code, &mut exited_at);
+                }
+                Role::Source(i) => {
+                    let (fd, stream) = &mut sources[i];
+                    let n = match fd.as_ref().map(|fd| nix::unistd::read(fd, &mut buffer)) {
+                        Some(Ok(n)) => n,
+                        Some(Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN)) => continue,
+                        _ => 0,
+                    };
+                    if n == 0 {
+                        *fd = None;
+                        continue;
+                    }
+                    log.write(*stream, &buffer[..n])?;
+                    if attached.is_some() {
+                        let sink = &mut sinks[*stream as usize];
+                        sink.push(&buffer[..n], options);
+                    }
+                }
+                Role::Sink | Role::Input => {}
+            }
+            if let (Role::Input, Some(a)) = (role, attached.as_ref()) {
+                input_open = relay_input(
+                    a,
+                    sources.first().and_then(|(fd, _)| fd.as_ref()),
+                    &mut buffer,
+                );
+            }
+        }
+        if let Some(a) = attached.as_ref() {
+            sinks[0].flush(a.out.as_fd());
+            sinks[1].flush(a.err.as_fd());
+        }
+        for sink in &mut sinks {
+            if sink.dropped > 0 {
+                log.note(&format!(
+                    "dropped {} bytes of output a slow reader could not take",
+                    sink.dropped
+                ))?;
+                sink.dropped = 0;
+            }
+        }
+        if code.is_none() {
+            reap(pid, &mut code, &mut exited_at);
+        }
+    }
+    log.flush()?;
+    if let (Some(a), LogMode::Block) = (attached.as_ref(), options.mode) {
+        // What is left goes out blocking: the client is waiting for the end anyway.
+        for (sink, fd) in sinks.iter_mut().zip([a.out.as_fd(), a.err.as_fd()]) {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !sink.gone && !sink.pending.is_empty() && Instant::now() < deadline {
+                sink.flush(fd);
+                let mut poll_fd = [PollFd::new(fd, PollFlags::POLLOUT)];
+                let _ = poll(&mut poll_fd, PollTimeout::from(100u16));
+            }
+        }
+    }
+    Ok(code.unwrap_or(255))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Signals,
+    Source(usize),
+    Sink,
+    Input,
+}
+
+/// Copies what the client typed to the container's terminal; false once the client's
+/// input ended.
+fn relay_input(a: &Attached, master: Option<&OwnedFd>, buffer: &mut [u8]) -> bool {
+    let Some(master) = master else {
+        return false;
+    };
+    match nix::unistd::read(&a.input, buffer) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            let _ = nix::unistd::write(master, &buffer[..n]);
+            true
+        }
+    }
+}
+
+/// Reaps every child that ended (the monitor is a subreaper); notes the init's status.
+fn reap(pid: i32, code: &mut Option<i32>, exited_at: &mut Option<Instant>) {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, status)) if p.as_raw() == pid => {
+                *code = Some(status);
+                *exited_at = Some(Instant::now());
+            }
+            Ok(WaitStatus::Signaled(p, signal, _)) if p.as_raw() == pid => {
+                *code = Some(128 + signal as i32);
+                *exited_at = Some(Instant::now());
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
