@@ -207,14 +207,16 @@ def disk_usage(path: Path) -> int:
 class Containerd:
     """A containerd of the benchmark's own (fresh root and state per pull)."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, disabled_plugins: tuple[str, ...] = ()) -> None:
         self.base = base
         self.sock = base / "containerd.sock"
         config = base / "config.toml"
+        disabled = ", ".join(f'"{p}"' for p in disabled_plugins)
         config.write_text(
             'version = 2\n'
             f'root = "{base / "root"}"\nstate = "{base / "state"}"\n'
-            f'[grpc]\n  address = "{self.sock}"\n'
+            + (f'disabled_plugins = [{disabled}]\n' if disabled_plugins else '')
+            + f'[grpc]\n  address = "{self.sock}"\n'
             '[plugins."io.containerd.grpc.v1.cri"]\n  disable_cgroup = true\n'
         )
         self.proc = subprocess.Popen(["containerd", "--config", str(config)],

@@ -52,6 +52,10 @@ pub enum Command {
     Pause(crate::container_args::ContainersArgs),
     /// Unpause all processes within one or more containers.
     Unpause(crate::container_args::ContainersArgs),
+    /// Display a live stream of container(s) resource usage statistics.
+    Stats(crate::container_args::StatsArgs),
+    /// Update configuration of one or more containers.
+    Update(crate::container_args::UpdateArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -115,6 +119,8 @@ pub enum ImageCommand {
 pub enum SystemCommand {
     /// Show disk usage.
     Df,
+    /// Start the containers whose restart policy asks for it after the host booted (run by contrib/systemd/bulwark-boot.service).
+    Boot,
 }
 
 #[derive(Debug, Args)]
@@ -303,4 +309,8 @@ pub enum ContainerCommand {
     Unpause(crate::container_args::ContainersArgs),
     /// Remove all stopped containers.
     Prune(crate::container_args::PruneArgs),
+    /// Display a live stream of container(s) resource usage statistics.
+    Stats(crate::container_args::StatsArgs),
+    /// Update configuration of one or more containers.
+    Update(crate::container_args::UpdateArgs),
 }

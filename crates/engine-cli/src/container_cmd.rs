@@ -922,3 +922,119 @@ pub fn top(engine: &Engine, a: &TopArgs) -> Result<u8, CliError> {
     print!("{}", tabulate(&lines));
     Ok(0)
 }
+
+pub fn stats(engine: &Engine, a: &StatsArgs) -> Result<u8, CliError> {
+    loop {
+        let rows = engine.container_stats(&a.containers, std::time::Duration::from_millis(500))?;
+        let mut lines = vec![
+            "CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tNET I/O\tBLOCK I/O\tPIDS"
+                .to_owned(),
+        ];
+        for r in &rows {
+            let id = if a.no_trunc {
+                r.id.clone()
+            } else {
+                r.id[..12].to_owned()
+            };
+            let percent = if r.memory_limit > 0 {
+                r.memory_usage as f64 / r.memory_limit as f64 * 100.0
+            } else {
+                0.0
+            };
+            lines.push(format!(
+                "{id}\t{}\t{:.2}%\t{} / {}\t{percent:.2}%\t--\t--\t{}",
+                r.name,
+                r.cpu_percent,
+                binary_size(r.memory_usage),
+                binary_size(r.memory_limit),
+                r.pids
+            ));
+        }
+        if !a.no_stream {
+            // Each refresh replaces the last, as docker stats does.
+            print!("\x1b[2J\x1b[H");
+        }
+        print!("{}", tabulate(&lines));
+        let _ = std::io::stdout().flush();
+        if a.no_stream {
+            return Ok(0);
+        }
+    }
+}
+
+/// Sizes as docker stats shows them (binary units: 1.5MiB).
+fn binary_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.3}{}", UNITS[unit]).replace(".000", "")
+    }
+}
+
+pub fn update(engine: &Engine, a: &UpdateArgs) -> Result<u8, CliError> {
+    let request = bulwark_engine::UpdateRequest {
+        memory: a
+            .memory
+            .as_deref()
+            .map(|m| bytes("--memory", m))
+            .transpose()?,
+        memory_swap: match a.memory_swap.as_deref() {
+            Some("-1") => Some(-1),
+            Some(s) => Some(bytes("--memory-swap", s)?),
+            None => None,
+        },
+        nano_cpus: a
+            .cpus
+            .as_deref()
+            .map(|c| {
+                c.parse::<f64>()
+                    .ok()
+                    .filter(|n| *n > 0.0)
+                    .map(|n| (n * 1e9) as i64)
+                    .ok_or_else(|| usage("--cpus", c, "a positive number of CPUs such as 1.5"))
+            })
+            .transpose()?,
+        cpu_shares: a.cpu_shares,
+        pids_limit: a.pids_limit,
+        restart: a
+            .restart
+            .as_deref()
+            .map(|r| {
+                RestartPolicy::parse(r).ok_or_else(|| {
+                    usage(
+                        "--restart",
+                        r,
+                        "no, on-failure[:N], always or unless-stopped",
+                    )
+                })
+            })
+            .transpose()?,
+    };
+    for_each(&a.containers, |c| {
+        engine
+            .update_container(c, &request)
+            .map(|()| Some(c.to_owned()))
+    })
+}
+
+pub fn boot(engine: &Engine) -> Result<u8, CliError> {
+    let (started, failed) = engine.boot()?;
+    for id in &started {
+        println!("{id}");
+    }
+    for (id, e) in &failed {
+        eprintln!("Error: {id}: {e}");
+    }
+    if failed.is_empty() {
+        Ok(0)
+    } else {
+        Err(CliError::Reported)
+    }
+}

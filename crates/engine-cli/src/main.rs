@@ -101,6 +101,13 @@ fn run(cli: Cli) -> Result<u8, CliError> {
             c::pause(&engine()?, &a, false)
         }
         Command::Container(ContainerCommand::Prune(a)) => c::prune(&engine()?, &a),
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
+            c::stats(&engine()?, &a)
+        }
+        Command::Update(a) | Command::Container(ContainerCommand::Update(a)) => {
+            c::update(&engine()?, &a)
+        }
+        Command::System(SystemCommand::Boot) => c::boot(&engine()?),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
             transfer_cmd::pull(&engine()?, &a)
         }

@@ -20,7 +20,7 @@ pub use archive::{ArchiveFormat, Loaded};
 pub use bulwark_policy::DEFAULT as DEFAULT_PROFILE;
 pub use bulwark_runtime::parse_signal;
 pub use config::EngineConfig;
-pub use containers::human_duration;
+pub use containers::{human_duration, ContainerStats, UpdateRequest};
 
 /// Re-executes this process from a sealed copy of its binary (see
 /// `bulwark_runtime::seal`) before it joins a container.

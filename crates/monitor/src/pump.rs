@@ -83,6 +83,14 @@ fn set_nonblocking(fd: BorrowedFd<'_>) {
 
 /// Pumps until the init (`pid`) has exited and its output has ended; returns its exit
 /// code (128 + the signal that killed it).
+/// What the loop looks after besides the output: the health checks, and the state they
+/// write to.
+pub struct Checks<'a> {
+    pub health: Option<crate::health::Health>,
+    pub state: &'a mut bulwark_container::RunState,
+    pub devnull: &'a std::fs::File,
+}
+
 pub fn pump(
     outputs: Outputs,
     signals: &SignalFd,
@@ -90,6 +98,7 @@ pub fn pump(
     log: &mut LogWriter,
     attached: &mut Option<crate::pump::Attached>,
     options: &LogOptions,
+    mut checks: Checks<'_>,
 ) -> Result<i32, MonitorError> {
     let mut sources: Vec<(Option<OwnedFd>, Stream)> = match outputs.master {
         Some(master) => vec![(Some(master), Stream::Stdout)],
@@ -138,7 +147,11 @@ pub fn pump(
                 roles.push(Role::Input);
             }
         }
-        let timeout = if code.is_some() { 100u16 } else { 1000 };
+        let mut timeout = if code.is_some() { 100u16 } else { 1000 };
+        if let (Some(health), None) = (checks.health.as_mut(), code) {
+            health.tick(checks.devnull);
+            timeout = timeout.min(health.wait().as_millis().clamp(1, 1000) as u16);
+        }
         match poll(&mut fds, PollTimeout::from(timeout)) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(e.into()),
@@ -162,7 +175,7 @@ pub fn pump(
                             let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
                         }
                     }
-                    reap(pid, &mut code, &mut exited_at);
+                    reap(pid, &mut code, &mut exited_at, &mut checks);
                 }
                 Role::Source(i) => {
                     let (fd, stream) = &mut sources[i];
@@ -205,7 +218,7 @@ pub fn pump(
             }
         }
         if code.is_none() {
-            reap(pid, &mut code, &mut exited_at);
+            reap(pid, &mut code, &mut exited_at, &mut checks);
         }
     }
     log.flush()?;
@@ -246,20 +259,26 @@ fn relay_input(a: &Attached, master: Option<&OwnedFd>, buffer: &mut [u8]) -> boo
     }
 }
 
-/// Reaps every child that ended (the monitor is a subreaper); notes the init's status.
-fn reap(pid: i32, code: &mut Option<i32>, exited_at: &mut Option<Instant>) {
+/// Reaps every child that ended (the monitor is a subreaper): the init's status is the
+/// container's, a health check's its verdict.
+fn reap(
+    pid: i32,
+    code: &mut Option<i32>,
+    exited_at: &mut Option<Instant>,
+    checks: &mut Checks<'_>,
+) {
     loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(p, status)) if p.as_raw() == pid => {
-                *code = Some(status);
-                *exited_at = Some(Instant::now());
-            }
-            Ok(WaitStatus::Signaled(p, signal, _)) if p.as_raw() == pid => {
-                *code = Some(128 + signal as i32);
-                *exited_at = Some(Instant::now());
-            }
+        let (child, status) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, status)) => (p.as_raw(), status),
+            Ok(WaitStatus::Signaled(p, signal, _)) => (p.as_raw(), 128 + signal as i32),
             Ok(WaitStatus::StillAlive) | Err(_) => return,
-            Ok(_) => {}
+            Ok(_) => continue,
+        };
+        if child == pid {
+            *code = Some(status);
+            *exited_at = Some(Instant::now());
+        } else if let Some(health) = checks.health.as_mut() {
+            health.ended(child, status, checks.state);
         }
     }
 }

@@ -159,6 +159,15 @@ pub fn monitor(args: &Args, sync: &mut Option<File>) -> Result<(), MonitorError>
                 if !args.attach {
                     *sync = None;
                 }
+                let health = record
+                    .health
+                    .clone()
+                    .map(|h| crate::health::Health::new(h, &dir, &root, &mut state));
+                let checks = crate::pump::Checks {
+                    health,
+                    state: &mut state,
+                    devnull: &devnull,
+                };
                 let code = pump(
                     started.outputs,
                     &signals,
@@ -166,7 +175,9 @@ pub fn monitor(args: &Args, sync: &mut Option<File>) -> Result<(), MonitorError>
                     &mut log,
                     &mut attached,
                     &record.log,
+                    checks,
                 )?;
+                state.health = None;
                 let _ = bulwark_runtime::delete(&root, &dir.id, true);
                 code
             }

@@ -232,6 +232,43 @@ impl Store {
         Ok(())
     }
 
+    /// Mounts the root filesystem `name` again where it is no longer mounted (after a
+    /// reboot, or in a new mount namespace), with its upper layer as it was. The caller
+    /// holds the store lock.
+    pub fn remount(&self, name: &str) -> Result<Mounted, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let fail = |reason: String| StoreError::Mount {
+            name: name.to_owned(),
+            reason,
+        };
+        let record = self
+            .mount_record(name)?
+            .ok_or_else(|| fail("no such root filesystem".into()))?;
+        let home = self.mount_home(name);
+        let merged = home.join("merged");
+        let device = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+        if device(&merged) != device(&home) {
+            return Ok(Mounted { record, merged });
+        }
+        let mut shorts = Vec::new();
+        for chain_id in record.chain_ids.iter().rev() {
+            let layer = self
+                .layer(chain_id)?
+                .ok_or_else(|| fail(format!("layer {chain_id} is missing")))?;
+            shorts.push(self.layer_short(&layer));
+        }
+        // The kernel wants an empty work directory.
+        let work = home.join("work");
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir(&work).map_err(StoreError::io("cannot make", &work))?;
+        if record.fuse {
+            self.mount_fuse(&shorts, &home).map_err(fail)?;
+        } else {
+            self.mount_kernel(&shorts, &home).map_err(fail)?;
+        }
+        Ok(Mounted { record, merged })
+    }
+
     /// Unmounts and removes the root filesystem `name`, its upper layer with it.
     pub fn umount(&self, name: &str) -> Result<MountRecord, StoreError> {
         let record = self.mount_record(name)?.ok_or_else(|| StoreError::Mount {

@@ -87,6 +87,11 @@ impl Engine {
                 record.name
             )));
         }
+        // After a reboot the root filesystem is no longer mounted.
+        {
+            let _store = self.store.lock()?;
+            self.store.remount(&dir.id)?;
+        }
         let (sync_r, sync_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io("a pipe"))?;
         // The monitor inherits the write end by number.
         nix::fcntl::fcntl(&sync_w, FcntlArg::F_SETFD(FdFlag::empty()))

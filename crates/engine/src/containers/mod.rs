@@ -4,12 +4,14 @@
 mod create;
 mod exec;
 mod lifecycle;
+mod manage;
 mod query;
 mod spec;
 
 pub use create::{CreateRequest, Created};
 pub use exec::ExecRequest;
 pub use lifecycle::{Attach, StartMode, Started};
+pub use manage::{ContainerStats, UpdateRequest};
 pub use query::{human_duration, ContainerSummary, LogRequest};
 pub use spec::cap_name;
 

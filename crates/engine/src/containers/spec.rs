@@ -384,7 +384,7 @@ fn drop_user_namespace(config: &mut Value) {
     }
 }
 
-fn resources(linux: &mut Value, r: &bulwark_container::Resources) {
+pub(super) fn resources(linux: &mut Value, r: &bulwark_container::Resources) {
     if let Some(memory) = r.memory {
         linux["resources"]["memory"] = json!({"limit": memory});
         match r.memory_swap {
