@@ -674,3 +674,154 @@ fn health_checks_stats_update_and_boot() {
     engine.ok(["rm", "-f", "checked", "done"]);
     assert_nothing_left(&engine);
 }
+
+#[test]
+fn cp_both_ways_never_follows_the_containers_symlinks() {
+    let engine = engine();
+    engine.ok([
+        "run", "-d", "--name", "files", image(), "sh", "-c",
+        "mkdir -p /data/sub && echo inside > /data/sub/f && ln -s / /data/root && ln -s /host-secret /data/abs && sleep 1000",
+    ]);
+    wait_until("the files exist", || {
+        engine
+            .cmd(["exec", "files", "test", "-L", "/data/abs"])
+            .success()
+    });
+    // Out: a directory, with its symlinks as symlinks.
+    let host = bulwark_tests::TempDir::new();
+    engine.ok(["cp", "files:/data", &host.path().display().to_string()]);
+    let copied = host.path().join("data");
+    assert_eq!(
+        std::fs::read_to_string(copied.join("sub/f")).unwrap(),
+        "inside\n"
+    );
+    assert_eq!(
+        std::fs::read_link(copied.join("root")).unwrap(),
+        Path::new("/")
+    );
+    assert_eq!(
+        std::fs::read_link(copied.join("abs")).unwrap(),
+        Path::new("/host-secret")
+    );
+    // A path through a symlink to / resolves inside the container's root, not the host's.
+    let passwd = host.path().join("passwd");
+    engine.ok([
+        "cp",
+        "files:/data/root/etc/passwd",
+        &passwd.display().to_string(),
+    ]);
+    let ours =
+        std::fs::read_to_string(bulwark_tests::Fixture::get().rootfs().join("etc/passwd")).unwrap();
+    assert_eq!(std::fs::read_to_string(&passwd).unwrap(), ours);
+    // In: a file, then a file onto a symlink the container planted towards a host path,
+    // which is replaced (the host path stays untouched).
+    let target = bulwark_tests::TempDir::new();
+    let victim = target.path().join("victim");
+    engine.ok([
+        "exec",
+        "files",
+        "ln",
+        "-s",
+        &victim.display().to_string(),
+        "/data/trap",
+    ]);
+    let input = host.path().join("input");
+    std::fs::write(&input, "from host\n").unwrap();
+    engine.ok(["cp", &input.display().to_string(), "files:/data/sub/"]);
+    assert_eq!(
+        engine.ok(["exec", "files", "cat", "/data/sub/input"]),
+        "from host\n"
+    );
+    engine.ok(["cp", &input.display().to_string(), "files:/data/trap"]);
+    assert!(
+        !victim.exists(),
+        "cp wrote through the container's symlink to the host"
+    );
+    assert_eq!(
+        engine.ok(["exec", "files", "cat", "/data/trap"]),
+        "from host\n"
+    );
+    let out = engine.cmd(["cp", "files:/no/such", &host.path().display().to_string()]);
+    out.assert_failure();
+    assert!(
+        out.stderr
+            .contains("Could not find the file /no/such in container"),
+        "{out}"
+    );
+    engine.ok(["rm", "-f", "files"]);
+    assert_nothing_left(&engine);
+}
+
+#[test]
+fn events_init_and_an_exec_terminal() {
+    let engine = engine();
+    // --init: tini is pid 1 and the program its child; signals reach the program.
+    let out = engine.ok([
+        "run",
+        "--rm",
+        "--init",
+        image(),
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("/sbin/docker-init -- sh"), "{out}");
+    assert_ne!(lines[1], "1", "the program is not pid 1 under --init");
+    engine.ok([
+        "run",
+        "-d",
+        "--name",
+        "inited",
+        "--init",
+        image(),
+        "sleep",
+        "1000",
+    ]);
+    engine.ok(["stop", "-t", "30", "inited"]);
+    assert_eq!(
+        engine.ok(["wait", "inited"]).trim(),
+        "143",
+        "SIGTERM reached sleep through the init"
+    );
+    // events: what happened to the container, in order.
+    let events = engine.ok([
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        "0s",
+        "--filter",
+        "container=inited",
+        "--format",
+        "{{.Action}}",
+    ]);
+    // The monitor records the death while `stop` waits; `stop` records itself after.
+    assert_eq!(
+        events.split_whitespace().collect::<Vec<_>>(),
+        ["create", "start", "die", "stop"],
+        "{events}"
+    );
+    engine.ok(["rm", "inited"]);
+    // exec -t: a terminal through a pty, relayed by `bulwark exec`.
+    engine.ok(["run", "-d", "--name", "shell", image(), "sleep", "1000"]);
+    let command = format!(
+        "BULWARK_STORE={} BULWARK_MONITOR={} {} exec -t shell sh -c 'tty; echo in-terminal'",
+        engine.store().display(),
+        bulwark_tests::monitor_binary().display(),
+        bulwark_tests::engine_binary().display(),
+    );
+    let out = bulwark_tests::run_captured(
+        std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(std::process::Stdio::null()),
+        bulwark_tests::default_timeout(),
+    );
+    out.assert_success();
+    assert!(
+        out.stdout.contains("/dev/pts/") && out.stdout.contains("in-terminal"),
+        "{out}"
+    );
+    engine.ok(["rm", "-f", "shell"]);
+    assert_nothing_left(&engine);
+}

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod events;
 mod layout;
 mod lock;
 pub mod logs;

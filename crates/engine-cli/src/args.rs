@@ -56,6 +56,10 @@ pub enum Command {
     Stats(crate::container_args::StatsArgs),
     /// Update configuration of one or more containers.
     Update(crate::container_args::UpdateArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(crate::container_args::CpArgs),
+    /// Get real time events from the containers.
+    Events(crate::container_args::EventsArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -313,4 +317,6 @@ pub enum ContainerCommand {
     Stats(crate::container_args::StatsArgs),
     /// Update configuration of one or more containers.
     Update(crate::container_args::UpdateArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(crate::container_args::CpArgs),
 }

@@ -321,3 +321,27 @@ pub struct UpdateArgs {
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// CONTAINER:SRC_PATH or a host path.
+    pub source: String,
+    /// CONTAINER:DEST_PATH or a host path.
+    pub destination: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Show all events created since timestamp (or a duration such as 10m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp (or a duration: that long ago).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Filter output based on conditions provided (container=, event=, image=, type=).
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Format output using a template ('{{json .}}').
+    #[arg(long)]
+    pub format: Option<String>,
+}

@@ -355,11 +355,6 @@ fn request(a: &CreateArgs, auto_remove: bool) -> Result<CreateRequest, CliError>
         }),
         None => None,
     };
-    if a.init {
-        return Err(CliError::Usage(
-            "--init: this build carries no init program for containers yet".into(),
-        ));
-    }
     if let Some(signal) = &a.stop_signal {
         bulwark_runtime_signal(signal)?;
     }
@@ -890,21 +885,18 @@ pub fn logs(engine: &Engine, a: &LogsArgs) -> Result<u8, CliError> {
 }
 
 pub fn exec(engine: &Engine, a: &ExecArgs) -> Result<u8, CliError> {
-    if a.tty {
-        return Err(CliError::Usage(
-            "exec -t: a terminal for exec is not supported yet; leave out -t".into(),
-        ));
-    }
+    let tty = a.tty.then(|| window_size().unwrap_or((24, 80)));
     let request = ExecRequest {
         cmd: a.command.clone(),
         env: a.env.clone(),
         user: a.user.clone(),
         working_dir: a.workdir.clone(),
         interactive: a.interactive,
+        tty,
         detach: a.detach,
         privileged: a.privileged,
     };
-    let code = engine
+    let execution = engine
         .exec_container(&a.container, &request)
         .map_err(|e| match e {
             EngineError::InvalidArgument(_)
@@ -912,7 +904,57 @@ pub fn exec(engine: &Engine, a: &ExecArgs) -> Result<u8, CliError> {
             | EngineError::Container(_) => CliError::from(e),
             e => CliError::run(e),
         })?;
+    if a.detach {
+        return Ok(0);
+    }
+    if let Some(master) = &execution.master {
+        let _raw = a.interactive.then(RawTerminal::enter).flatten();
+        relay_terminal(master, a.interactive);
+    }
+    let code = engine.wait_exec(&execution)?;
     Ok(code.clamp(0, 255) as u8)
+}
+
+/// Copies the terminal's output to stdout (and, with `input`, stdin to the terminal)
+/// until the terminal closes.
+fn relay_terminal(master: &OwnedFd, input: bool) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let stdin = std::io::stdin();
+    let mut stdin_open = input;
+    let mut buffer = [0u8; 16 * 1024];
+    let mut out = std::io::stdout();
+    loop {
+        let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        if poll(&mut fds, PollTimeout::NONE).is_err() {
+            continue;
+        }
+        let master_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let stdin_ready = stdin_open
+            && fds
+                .get(1)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty());
+        drop(fds);
+        if master_ready {
+            match nix::unistd::read(master, &mut buffer) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let _ = out.write_all(&buffer[..n]).and_then(|()| out.flush());
+                }
+            }
+        }
+        if stdin_ready {
+            match nix::unistd::read(stdin.as_fd(), &mut buffer) {
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => {
+                    let _ = nix::unistd::write(master, &buffer[..n]);
+                }
+            }
+        }
+    }
 }
 
 pub fn top(engine: &Engine, a: &TopArgs) -> Result<u8, CliError> {
@@ -1025,7 +1067,7 @@ pub fn update(engine: &Engine, a: &UpdateArgs) -> Result<u8, CliError> {
 }
 
 pub fn boot(engine: &Engine) -> Result<u8, CliError> {
-    let (started, failed) = engine.boot()?;
+    let bulwark_engine::Booted { started, failed } = engine.boot()?;
     for id in &started {
         println!("{id}");
     }
@@ -1037,4 +1079,72 @@ pub fn boot(engine: &Engine) -> Result<u8, CliError> {
     } else {
         Err(CliError::Reported)
     }
+}
+
+/// `CONTAINER:PATH` or a host path (one starting with `/` or `.` is always the host's).
+fn copy_end(text: &str) -> bulwark_engine::CopyEnd {
+    match text.split_once(':') {
+        Some((container, path))
+            if !container.is_empty() && !text.starts_with('/') && !text.starts_with('.') =>
+        {
+            let path = if path.starts_with('/') {
+                path.to_owned()
+            } else {
+                format!("/{path}")
+            };
+            bulwark_engine::CopyEnd::Container(container.to_owned(), path.into())
+        }
+        _ => bulwark_engine::CopyEnd::Host(text.into()),
+    }
+}
+
+pub fn cp(engine: &Engine, a: &CpArgs) -> Result<u8, CliError> {
+    engine.copy(&copy_end(&a.source), &copy_end(&a.destination))?;
+    Ok(0)
+}
+
+pub fn events(engine: &Engine, a: &EventsArgs) -> Result<u8, CliError> {
+    let mut filters = Vec::new();
+    for f in &a.filter {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| usage("--filter", f, "KEY=VALUE"))?;
+        if !matches!(k, "container" | "event" | "image" | "type") {
+            return Err(usage("--filter", f, "container=, event=, image= or type="));
+        }
+        filters.push((k.to_owned(), v.to_owned()));
+    }
+    let filter = bulwark_engine::EventFilter {
+        since: a
+            .since
+            .as_deref()
+            .map(|s| log_time("--since", s))
+            .transpose()?,
+        until: a
+            .until
+            .as_deref()
+            .map(|s| log_time("--until", s))
+            .transpose()?,
+        filters,
+    };
+    let template = a
+        .format
+        .as_deref()
+        .map(|f| Template::parse(f, ""))
+        .transpose()?;
+    let mut out = std::io::stdout().lock();
+    engine.events(&filter, |e| {
+        let line = match &template {
+            Some(t) => t.render(&json!({
+                "Type": "container", "Action": e.action, "Status": e.action, "ID": e.id, "id": e.id,
+                "Actor": {"ID": e.id, "Attributes": e.attributes}, "time": e.time, "TimeNano": e.time,
+            })),
+            None => {
+                let attrs: Vec<String> = e.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("{} container {} {} ({})", e.time, e.action, e.id, attrs.join(", "))
+            }
+        };
+        writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+    })?;
+    Ok(0)
 }

@@ -108,6 +108,8 @@ fn run(cli: Cli) -> Result<u8, CliError> {
             c::update(&engine()?, &a)
         }
         Command::System(SystemCommand::Boot) => c::boot(&engine()?),
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => c::cp(&engine()?, &a),
+        Command::Events(a) => c::events(&engine()?, &a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
             transfer_cmd::pull(&engine()?, &a)
         }

@@ -28,6 +28,9 @@ pub struct EngineConfig {
     /// Where running containers' runtime state is (default `/run/bulwark`, or
     /// `$XDG_RUNTIME_DIR/bulwark` without root).
     pub runtime_root: PathBuf,
+    /// The init `--init` puts in a container as `/sbin/docker-init` (a static one: the
+    /// image may have no C library). Default: Debian's tini-static.
+    pub init_path: PathBuf,
     /// The per-container monitor (default: `bulwark-mon` beside `bulwark`).
     #[serde(skip)]
     pub monitor: PathBuf,
@@ -43,6 +46,7 @@ impl Default for EngineConfig {
             rootless: false,
             unpacker: PathBuf::from("/proc/self/exe"),
             runtime_root: PathBuf::from("/run/bulwark"),
+            init_path: PathBuf::from("/usr/bin/tini-static"),
             monitor: std::env::current_exe()
                 .ok()
                 .and_then(|exe| Some(exe.parent()?.join("bulwark-mon")))

@@ -20,7 +20,7 @@ pub use archive::{ArchiveFormat, Loaded};
 pub use bulwark_policy::DEFAULT as DEFAULT_PROFILE;
 pub use bulwark_runtime::parse_signal;
 pub use config::EngineConfig;
-pub use containers::{human_duration, ContainerStats, UpdateRequest};
+pub use containers::{human_duration, Booted, ContainerStats, UpdateRequest};
 
 /// Re-executes this process from a sealed copy of its binary (see
 /// `bulwark_runtime::seal`) before it joins a container.
@@ -38,8 +38,8 @@ pub use bulwark_container::{
     Tmpfs,
 };
 pub use containers::{
-    cap_name, Attach, ContainerSummary, CreateRequest, Created, ExecRequest, LogRequest, StartMode,
-    Started,
+    cap_name, Attach, ContainerSummary, CopyEnd, CreateRequest, Created, EventFilter, ExecRequest,
+    Execution, LogRequest, StartMode, Started,
 };
 pub use error::EngineError;
 pub use images::{DiskUsage, ImageFilter, ImageSummary, Removed};

@@ -24,6 +24,8 @@ pub struct Health {
     began: Instant,
     next: Instant,
     running: Option<Running>,
+    /// The status the last `health_status` event gave.
+    reported: Option<String>,
 }
 
 impl Health {
@@ -43,6 +45,7 @@ impl Health {
             root: root.clone(),
             began: Instant::now(),
             running: None,
+            reported: None,
         }
     }
 
@@ -132,6 +135,12 @@ impl Health {
         }
         let _ = running.started;
         let _ = self.dir.write_state(state);
+        if let (Some(now), Ok(record)) = (state.health.as_deref(), self.dir.record()) {
+            if self.reported.as_deref() != Some(now) {
+                crate::run::event(&self.dir, &record, &format!("health_status: {now}"), &[]);
+                self.reported = Some(now.to_owned());
+            }
+        }
         true
     }
 }

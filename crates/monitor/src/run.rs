@@ -6,7 +6,8 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use bulwark_container::{
-    logs::LogWriter, next_delay, should_restart, ContainerDir, FileLock, LockKind, RunState, Status,
+    logs::LogWriter, next_delay, should_restart, ContainerDir, ContainerRecord, FileLock, LockKind,
+    RunState, Status,
 };
 use bulwark_runtime::{CreateOptions, StateRoot};
 use nix::fcntl::{FcntlArg, FdFlag, OFlag};
@@ -189,6 +190,7 @@ pub fn monitor(args: &Args, sync: &mut Option<File>) -> Result<(), MonitorError>
                 125
             }
         };
+        event(&dir, &record, "die", &[("exitCode", &code.to_string())]);
         state.status = Status::Exited;
         state.exit_code = code;
         state.pid = 0;
@@ -210,6 +212,7 @@ pub fn monitor(args: &Args, sync: &mut Option<File>) -> Result<(), MonitorError>
             break;
         }
         state.restart_count += 1;
+        event(&dir, &record, "restart", &[]);
     }
     log.flush()?;
     if let Some(mut s) = sync.take() {
@@ -219,6 +222,19 @@ pub fn monitor(args: &Args, sync: &mut Option<File>) -> Result<(), MonitorError>
         remove_self(&dir, &record);
     }
     Ok(())
+}
+
+/// Records an event for `events` (the containers directory is the container's parent).
+pub fn event(dir: &ContainerDir, record: &ContainerRecord, action: &str, extra: &[(&str, &str)]) {
+    let Some(containers) = dir.dir.parent() else {
+        return;
+    };
+    let mut attributes = vec![
+        ("name", record.name.as_str()),
+        ("image", record.image.as_str()),
+    ];
+    attributes.extend_from_slice(extra);
+    bulwark_container::events::record(containers, action, &dir.id, &attributes);
 }
 
 /// Waits out a restart delay; false if a user stopped the container meanwhile.

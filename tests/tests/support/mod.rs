@@ -54,7 +54,7 @@ pub fn assert_nothing_left(engine: &Bulwark) {
             entries
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n != "names")
+                .filter(|n| n != "names" && n != "events.log")
                 .collect()
         })
         .unwrap_or_default();

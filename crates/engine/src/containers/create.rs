@@ -192,6 +192,12 @@ impl Engine {
                 )));
             }
         }
+        if request.init && !self.config.init_path.is_file() {
+            return Err(EngineError::InvalidArgument(format!(
+                "--init: no init program at {} (install Debian's tini, or set init-path in the engine's config)",
+                self.config.init_path.display()
+            )));
+        }
         let network = request.network.clone().unwrap_or_else(|| "none".into());
         if !matches!(network.as_str(), "none" | "host") {
             return Err(EngineError::InvalidArgument(format!(
@@ -275,7 +281,11 @@ impl Engine {
                 let _lock = self.store.lock()?;
                 self.store.mount(&id, &image, Overlay::Auto)?
             };
-            let config = super::spec::oci_config(&record, &mounted.merged, self.config.rootless)?;
+            let mut config =
+                super::spec::oci_config(&record, &mounted.merged, self.config.rootless)?;
+            if record.run.init {
+                super::spec::add_init(&mut config, &self.config.init_path);
+            }
             let bundle = dir.bundle();
             std::fs::create_dir(&bundle).map_err(bulwark_container::ContainerError::io(
                 "cannot create",
@@ -289,6 +299,7 @@ impl Engine {
             self.discard(&dir, &name);
             return Err(e);
         }
+        self.event("create", &dir, &[]);
         Ok(Created { id, name, warnings })
     }
 

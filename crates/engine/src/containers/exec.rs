@@ -15,14 +15,28 @@ pub struct ExecRequest {
     pub user: Option<String>,
     pub working_dir: Option<String>,
     pub interactive: bool,
+    /// A terminal of `(rows, columns)`: the caller relays it ([`Execution::master`]).
+    pub tty: Option<(u16, u16)>,
     pub detach: bool,
     pub privileged: bool,
 }
 
+/// A started exec'd process.
+#[derive(Debug)]
+pub struct Execution {
+    pub pid: nix::unistd::Pid,
+    /// Its terminal's master side, with `tty`.
+    pub master: Option<std::os::fd::OwnedFd>,
+}
+
 impl Engine {
-    /// Runs `request` in the container on this process's stdio; returns its exit code
-    /// (0 at once with `detach`).
-    pub fn exec_container(&self, what: &str, request: &ExecRequest) -> Result<i32, EngineError> {
+    /// Runs `request` in the container on this process's stdio (or a new terminal, with
+    /// `tty`); [`Engine::wait_exec`] waits for it.
+    pub fn exec_container(
+        &self,
+        what: &str,
+        request: &ExecRequest,
+    ) -> Result<Execution, EngineError> {
         let dir = self.container(what)?;
         let state = dir.state()?;
         match state.status {
@@ -53,7 +67,10 @@ impl Engine {
         .map_err(|e| EngineError::Other(format!("{}: {e}", bundle.display())))?;
         let mut process = config["process"].clone();
         process["args"] = json!(request.cmd);
-        process["terminal"] = json!(false);
+        process["terminal"] = json!(request.tty.is_some());
+        if let Some((rows, cols)) = request.tty {
+            process["consoleSize"] = json!({"height": rows, "width": cols});
+        }
         let mut env: Vec<String> = process["env"]
             .as_array()
             .map(|a| {
@@ -86,20 +103,41 @@ impl Engine {
                 .map_err(|e| EngineError::Other(format!("/dev/null: {e}")))?;
             let _ = nix::unistd::dup2_stdin(&null);
         }
+        let (ours, theirs) = match request.tty {
+            Some(_) => {
+                let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| {
+                    EngineError::Other(format!("a socket pair for the terminal: {e}"))
+                })?;
+                (Some(ours), Some(std::os::fd::OwnedFd::from(theirs)))
+            }
+            None => (None, None),
+        };
         let execed = bulwark_runtime::exec(
             &self.runtime_root(),
             &dir.id,
             bulwark_runtime::ExecOptions {
                 process,
+                console: theirs,
                 rootless: self.config.rootless,
                 ..Default::default()
             },
         )?;
-        if request.detach {
-            return Ok(0);
-        }
+        let master = ours
+            .map(|socket| {
+                bulwark_sys::socket::recv_fd(std::os::fd::AsFd::as_fd(&socket))
+                    .map_err(|e| EngineError::Other(format!("receiving the exec's terminal: {e}")))
+            })
+            .transpose()?;
+        Ok(Execution {
+            pid: execed.spawned.pid,
+            master,
+        })
+    }
+
+    /// Waits for an exec'd process; its exit code (128 + the signal that ended it).
+    pub fn wait_exec(&self, execution: &Execution) -> Result<i32, EngineError> {
         loop {
-            match waitpid(execed.spawned.pid, None) {
+            match waitpid(execution.pid, None) {
                 Ok(WaitStatus::Exited(_, code)) => return Ok(code),
                 Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(128 + signal as i32),
                 Ok(_) | Err(nix::errno::Errno::EINTR) => continue,

@@ -139,6 +139,7 @@ impl Engine {
         if let Some(pid) = line.strip_prefix("ok ") {
             // The monitor lives on by itself; it is reaped when this process ends.
             std::mem::forget(child);
+            self.event("start", &dir, &[]);
             return Ok(Started {
                 pid: pid.parse().unwrap_or(0),
                 events: attached.then_some(events),
@@ -181,7 +182,9 @@ impl Engine {
         if !wait_until(grace, || !is_running(&dir)) {
             let _ = bulwark_runtime::kill(&root, &dir.id, libc::SIGKILL, true);
         }
-        self.wait_for_monitor(&dir)
+        self.wait_for_monitor(&dir)?;
+        self.event("stop", &dir, &[]);
+        Ok(())
     }
 
     /// Waits until the container's monitor has recorded the end and gone.
@@ -214,6 +217,7 @@ impl Engine {
                 .map_err(io("marking the container stopped"))?;
         }
         bulwark_runtime::kill(&self.runtime_root(), &dir.id, signal, false)?;
+        self.event("kill", &dir, &[("signal", &signal.to_string())]);
         Ok(())
     }
 
@@ -249,6 +253,7 @@ impl Engine {
             let _store = self.store.lock()?;
             self.store.umount(&dir.id)?;
         }
+        self.event("destroy", &dir, &[]);
         self.containers().release_name(&record.name, &dir.id);
         std::fs::remove_dir_all(&dir.dir).map_err(io("removing the container's directory"))?;
         Ok(dir.id)
@@ -303,6 +308,7 @@ impl Engine {
             state.status = Status::Running;
         }
         dir.write_state(&state)?;
+        self.event(if pause { "pause" } else { "unpause" }, &dir, &[]);
         Ok(())
     }
 
@@ -322,6 +328,7 @@ impl Engine {
         let old = std::mem::replace(&mut record.name, new_name.to_owned());
         dir.write_record(&record)?;
         containers.release_name(&old, &dir.id);
+        self.event("rename", &dir, &[("oldName", &format!("/{old}"))]);
         Ok(())
     }
 

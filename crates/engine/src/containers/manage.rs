@@ -20,6 +20,14 @@ pub struct ContainerStats {
     pub pids: u64,
 }
 
+/// What `system boot` did.
+#[derive(Debug)]
+pub struct Booted {
+    pub started: Vec<String>,
+    /// Containers that could not be started, and why.
+    pub failed: Vec<(String, EngineError)>,
+}
+
 /// What `update` changes (`None`: as it is).
 #[derive(Debug, Clone, Default)]
 pub struct UpdateRequest {
@@ -155,7 +163,7 @@ impl Engine {
     /// `system boot`: after the host started, starts the containers whose restart policy
     /// asks for it (`always`, and `unless-stopped` ones no user stopped) and that ran
     /// when the host went down. Returns the ids started and the failures.
-    pub fn boot(&self) -> Result<(Vec<String>, Vec<(String, EngineError)>), EngineError> {
+    pub fn boot(&self) -> Result<Booted, EngineError> {
         self.reconcile_containers();
         let (mut started, mut failed) = (Vec::new(), Vec::new());
         for id in self.containers().ids()? {
@@ -178,6 +186,6 @@ impl Engine {
                 Err(e) => failed.push((id, e)),
             }
         }
-        Ok((started, failed))
+        Ok(Booted { started, failed })
     }
 }

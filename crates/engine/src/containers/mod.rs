@@ -1,17 +1,21 @@
 //! Containers: `create`, `start`, `stop`, `rm`, `ps`, `logs`, `exec` and the rest, as
 //! calls on [`Engine`]. A container's processes are looked after by its own monitor
 //! (`bulwark-mon`); the engine keeps no process of its own.
+mod copy;
 mod create;
+mod events;
 mod exec;
 mod lifecycle;
 mod manage;
 mod query;
 mod spec;
 
+pub use copy::CopyEnd;
 pub use create::{CreateRequest, Created};
-pub use exec::ExecRequest;
+pub use events::EventFilter;
+pub use exec::{ExecRequest, Execution};
 pub use lifecycle::{Attach, StartMode, Started};
-pub use manage::{ContainerStats, UpdateRequest};
+pub use manage::{Booted, ContainerStats, UpdateRequest};
 pub use query::{human_duration, ContainerSummary, LogRequest};
 pub use spec::cap_name;
 
@@ -40,6 +44,16 @@ impl Engine {
             self.discard(&dir, &name);
         }
         containers.release_orphaned_names();
+    }
+
+    /// Records an event for `events`, with the container's name and image.
+    pub(crate) fn event(&self, action: &str, dir: &ContainerDir, extra: &[(&str, &str)]) {
+        let record = dir.record().ok();
+        let name = record.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+        let image = record.map(|r| r.image).unwrap_or_default();
+        let mut attributes = vec![("name", name.as_str()), ("image", image.as_str())];
+        attributes.extend_from_slice(extra);
+        bulwark_container::events::record(&self.containers().root, action, &dir.id, &attributes);
     }
 
     /// The runtime's state directory for the engine's containers.

@@ -371,6 +371,21 @@ pub fn oci_config(
     Ok(config)
 }
 
+/// `--init`: the init program bound read-only at `/sbin/docker-init`, running the
+/// container's program as its child (it reaps orphans and forwards signals).
+pub(super) fn add_init(config: &mut Value, init: &Path) {
+    if let Some(mounts) = config["mounts"].as_array_mut() {
+        mounts.push(json!({"destination": "/sbin/docker-init", "type": "bind", "source": init, "options": ["bind", "ro", "nosuid", "nodev"]}));
+    }
+    let args = config["process"]["args"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut with_init = vec![json!("/sbin/docker-init"), json!("--")];
+    with_init.extend(args);
+    config["process"]["args"] = json!(with_init);
+}
+
 fn drop_user_namespace(config: &mut Value) {
     if let Some(namespaces) = config["linux"]["namespaces"].as_array_mut() {
         namespaces.retain(|n| n["type"] != "user");
