@@ -55,7 +55,9 @@ IDLE_BATCH = 10  # idle containers are started this many at once
 HOST_DIRS = [f"/run/containerd/runc/{CTR_NAMESPACE}", "/run/containerd/fifo", "/run/containerd/runc", "/run/containerd/s", "/run/containerd",
              "/run/docker/plugins", "/run/docker", "/run/libpod", "/run/containers", "/var/lib/containers",
              "/var/lib/cni", "/run/netns"]
-CGROUP_NAMES = {"docker", "libpod_parent", CTR_NAMESPACE, "bulwark"}
+# Cgroups the peers make below these names (bulwark's own are left alone: it removes them,
+# and other users of the host share its parent); new empty ones are removed at the end.
+CGROUP_NAMES = {"docker", "libpod_parent", CTR_NAMESPACE}
 
 
 CAP_SYS_RESOURCE = 24
@@ -157,6 +159,28 @@ def memory_kb(pid: int) -> dict | None:
         "pss_kb": fields.get("Pss", 0),
         "rss_kb": fields.get("Rss", 0),
     }
+
+
+def top_mappings(pid: int, count: int = 6) -> list[dict]:
+    """The mappings of `pid` holding the most private memory (kB), to see where it goes."""
+    try:
+        text = Path(f"/proc/{pid}/smaps").read_text()
+    except OSError:
+        return []
+    maps, current = [], None
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and "-" in parts[0] and not parts[0].endswith(":"):
+            current = {"mapping": " ".join(parts[5:]) or "[anonymous]", "perms": parts[1], "private_kb": 0}
+            maps.append(current)
+        elif current is not None and parts and parts[0] in ("Private_Clean:", "Private_Dirty:"):
+            current["private_kb"] += int(parts[1])
+    merged: dict[tuple, int] = {}
+    for m in maps:
+        key = (m["mapping"], m["perms"])
+        merged[key] = merged.get(key, 0) + m["private_kb"]
+    top = sorted(merged.items(), key=lambda kv: kv[1], reverse=True)[:count]
+    return [{"mapping": k[0], "perms": k[1], "private_kb": v} for k, v in top if v]
 
 
 def base(argv: list[str]) -> str:
@@ -526,8 +550,8 @@ class Context:
             self.notes.append(
                 "the harness has no CAP_SYS_RESOURCE, so podman's default RLIMIT_NOFILE (1048576) and RLIMIT_NPROC "
                 "(4194304) for root's containers cannot be set; podman ran with a containers.conf of the "
-                "harness's own (Debian's, plus default_ulimits = the host's hard limits: "
-                + ", ".join(f"{k} {v}" for k, v in limits.items()) + ").")
+                "harness's own (Debian's, plus default_ulimits = the host's hard limits, nproc capped at "
+                "kernel.pid_max as podman caps its own: " + ", ".join(f"{k} {v}" for k, v in limits.items()) + ").")
 
 
 def make_tool(name: str, ctx: Context) -> Tool:
@@ -685,6 +709,10 @@ class Bench:
             entry["supervisor_pss_kb_per_container"] = round(entry["supervisor_pss_kb_total"] / running, 1)
         entry["daemon_private_kb_total"] = sum((d or {}).get("private_kb", 0) for d in daemons.values()) if daemons else None
         entry["daemon_private_kb_total_before"] = sum((d or {}).get("private_kb", 0) for d in before.values()) if before else None
+        if sup:
+            sample = min(sup)
+            entry["sample_supervisor"] = {"pid": sample, "argv": procs.get(sample, []),
+                                          "top_private_mappings": top_mappings(sample)}
         if isinstance(tool, Bulwark):
             entry["other_bulwark_processes"] = tool.others(procs)
         self.memory[tool.name] = entry
@@ -750,13 +778,16 @@ def unmount_under(prefixes: list[Path]) -> list[str]:
     return failed
 
 
-def top_cgroups() -> set[Path]:
+def peer_cgroups() -> set[Path]:
+    """Every cgroup directory at or below CGROUP_NAMES, in every hierarchy."""
     out = set()
     root = Path("/sys/fs/cgroup")
     for hierarchy in [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []:
         for name in CGROUP_NAMES:
-            if (hierarchy / name).is_dir():
-                out.add(hierarchy / name)
+            top = hierarchy / name
+            if top.is_dir():
+                out.add(top)
+                out.update(d for d in top.glob("**/") if d.is_dir())
     return out
 
 
@@ -772,8 +803,11 @@ def clean_up(tools: list[Tool], ctx: Context | None, spawner, registry, work: Pa
              host_dirs_before: set[str], cgroups_before: set[Path]) -> list[str]:
     """Everything the harness started or made goes, whatever happened. Returns what
     could not be removed."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip this
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not skip this
+        signal.signal(sig, signal.SIG_IGN)
     problems = []
+    if spawner:  # commands in flight finish (or time out) first, so none adds a container later
+        spawner.close()
     for tool in tools:
         if getattr(tool, "started", False):
             try:
@@ -781,14 +815,13 @@ def clean_up(tools: list[Tool], ctx: Context | None, spawner, registry, work: Pa
             except Exception as e:  # go on with the others
                 left = [f"({e})"]
             if left:
-                problems.append(f"{tool.name}: containers still listed: {' '.join(left)}")
+                problems.append(f"{tool.name}: {len(left)} containers still listed after removal, "
+                                f"first {left[0]}")
     for tool in tools:
         try:
             tool.stop()
         except Exception as e:
             problems.append(f"{tool.name}: stopping its daemon: {e}")
-    if spawner:
-        spawner.close()
     if registry:
         registry.stop()
     # Whatever still runs from the harness's directories: supervisors, shims, container
@@ -819,8 +852,11 @@ def clean_up(tools: list[Tool], ctx: Context | None, spawner, registry, work: Pa
     for d in HOST_DIRS:
         if d not in host_dirs_before and os.path.isdir(d):
             remove_empty_tree(Path(d))
-    for cg in top_cgroups() - cgroups_before:
-        remove_empty_tree(cg)
+    for cg in sorted(peer_cgroups() - cgroups_before, key=lambda p: len(p.parts), reverse=True):
+        try:
+            os.rmdir(cg)  # fails, as it should, on a cgroup still in use
+        except OSError:
+            pass
     return problems
 
 
@@ -909,6 +945,13 @@ def markdown(meta: dict, results: Results, memory: dict, tools: list[str], unava
         others = memory["bulwark"].get("other_bulwark_processes") or []
         lines += ["", "Bulwark processes other than the monitors while idle: "
                   + ("none." if not others else "; ".join(f"{o['pid']}: `{' '.join(o['argv'])}`" for o in others))]
+    samples = [(n, memory[n]["sample_supervisor"]) for n in tools if memory.get(n, {}).get("sample_supervisor")]
+    if samples:
+        lines += ["", "Where one supervisor's private memory goes (its largest mappings, kB):", ""]
+        for name, sample in samples:
+            maps = ", ".join(f"{m['mapping'].rsplit('/', 1)[-1] or m['mapping']} {m['perms']} {m['private_kb']}"
+                             for m in sample["top_private_mappings"])
+            lines.append(f"- {name} ({memory[name]['supervisor']}): {maps or '-'}")
     lines += ["", "## Other figures (ms)", "", "| tool | measurement | median | min | p90 | max | n |",
               "|---|---|---:|---:|---:|---:|---:|"]
     for x in results.all():
@@ -951,7 +994,7 @@ def main() -> int:
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     host_dirs_before = {d for d in HOST_DIRS if os.path.isdir(d)}
-    cgroups_before = top_cgroups()
+    cgroups_before = peer_cgroups()
     work = Path(tempfile.mkdtemp(prefix="bulwark-engine-bench-"))
     run_base = Path("/run") / f"bbe-{hashlib.sha256(str(work).encode()).hexdigest()[:12]}"
     run_base.mkdir(mode=0o700)
@@ -991,6 +1034,8 @@ def main() -> int:
         problems = clean_up(tools, ctx, spawner, registry, work, run_base, host_dirs_before, cgroups_before)
         for p in problems:
             host.say(f"clean-up: {p}")
+    time.sleep(0.5)
+    spawn.reap_orphans()  # supervisors that ended during the clean-up
     if bench is None:
         return 1
     if stopped_early:

@@ -825,3 +825,46 @@ fn events_init_and_an_exec_terminal() {
     engine.ok(["rm", "-f", "shell"]);
     assert_nothing_left(&engine);
 }
+
+#[test]
+fn attach_streams_output_and_drives_a_terminal() {
+    let engine = engine();
+    engine.ok([
+        "run", "-d", "--name", "talk", image(), "sh", "-c",
+        "sleep 1; i=0; while [ $i -lt 5 ]; do echo out $i; echo err $i >&2; i=$((i+1)); sleep 0.1; done; exit 6",
+    ]);
+    let out = engine.cmd(["attach", "talk"]);
+    out.assert_code(6);
+    assert!(
+        out.stdout.ends_with("out 3\nout 4\n") && !out.stdout.contains("err"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.ends_with("err 3\nerr 4\n") && !out.stderr.contains("out"),
+        "{out}"
+    );
+    let out = engine.cmd(["attach", "talk"]);
+    out.assert_failure();
+    assert!(
+        out.stderr
+            .contains("You cannot attach to a stopped container"),
+        "{out}"
+    );
+    engine.ok(["rm", "talk"]);
+    // A terminal: typed input reaches the shell, its exit status comes back.
+    engine.ok(["run", "-d", "-it", "--name", "term", image(), "sh"]);
+    let command = format!(
+        "(echo 'echo typed-$((6*7))'; sleep 2; echo 'exit 3'; sleep 2) | BULWARK_STORE={} BULWARK_MONITOR={} script -qec '{} attach term' /dev/null",
+        engine.store().display(),
+        bulwark_tests::monitor_binary().display(),
+        bulwark_tests::engine_binary().display(),
+    );
+    let out = bulwark_tests::run_captured(
+        std::process::Command::new("sh").args(["-c", &command]),
+        bulwark_tests::default_timeout(),
+    );
+    assert!(out.stdout.contains("typed-42"), "{out}");
+    assert_eq!(engine.ok(["wait", "term"]).trim(), "3");
+    engine.ok(["rm", "term"]);
+    assert_nothing_left(&engine);
+}

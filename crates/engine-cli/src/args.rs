@@ -60,6 +60,8 @@ pub enum Command {
     Cp(crate::container_args::CpArgs),
     /// Get real time events from the containers.
     Events(crate::container_args::EventsArgs),
+    /// Attach local standard input, output, and error streams to a running container.
+    Attach(crate::container_args::AttachArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -319,4 +321,6 @@ pub enum ContainerCommand {
     Update(crate::container_args::UpdateArgs),
     /// Copy files/folders between a container and the local filesystem.
     Cp(crate::container_args::CpArgs),
+    /// Attach local standard input, output, and error streams to a running container.
+    Attach(crate::container_args::AttachArgs),
 }

@@ -345,3 +345,14 @@ pub struct EventsArgs {
     #[arg(long)]
     pub format: Option<String>,
 }
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Do not attach STDIN.
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Override the key sequence for detaching a container (only ctrl-p,ctrl-q is understood).
+    #[arg(long, default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
+    pub container: String,
+}

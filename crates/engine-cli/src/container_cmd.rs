@@ -1148,3 +1148,79 @@ pub fn events(engine: &Engine, a: &EventsArgs) -> Result<u8, CliError> {
     })?;
     Ok(0)
 }
+
+pub fn attach(engine: &Engine, a: &AttachArgs) -> Result<u8, CliError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    if a.detach_keys != "ctrl-p,ctrl-q" {
+        return Err(usage("--detach-keys", &a.detach_keys, "ctrl-p,ctrl-q"));
+    }
+    let mut attachment = engine.attach(&a.container)?;
+    let input = attachment.tty && !a.no_stdin;
+    let _raw = (input && std::io::IsTerminal::is_terminal(&std::io::stdin()))
+        .then(RawTerminal::enter)
+        .flatten();
+    if let (true, Some((rows, cols))) = (attachment.tty, window_size()) {
+        let _ = attachment.send_size(rows, cols);
+    }
+    let stdin = std::io::stdin();
+    let mut stdin_open = input;
+    let mut buffer = Vec::new();
+    let mut keys = [0u8; 1024];
+    let mut after_ctrl_p = false;
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    loop {
+        let socket = attachment
+            .stream
+            .try_clone()
+            .map_err(CliError::io("the attach socket"))?;
+        let mut fds = vec![PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        if poll(&mut fds, PollTimeout::NONE).is_err() {
+            continue;
+        }
+        let output_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let input_ready = stdin_open
+            && fds
+                .get(1)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty());
+        drop(fds);
+        if output_ready {
+            match attachment.receive(&mut buffer) {
+                Ok(Some(Stream::Stderr)) => {
+                    let _ = err.write_all(&buffer);
+                }
+                Ok(Some(Stream::Stdout)) => {
+                    let _ = out.write_all(&buffer).and_then(|()| out.flush());
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if input_ready {
+            let n = match nix::unistd::read(stdin.as_fd(), &mut keys) {
+                Ok(0) | Err(_) => {
+                    stdin_open = false;
+                    continue;
+                }
+                Ok(n) => n,
+            };
+            // ctrl-p then ctrl-q detaches and leaves the container running.
+            for &key in &keys[..n] {
+                if after_ctrl_p && key == 0x11 {
+                    drop(_raw);
+                    eprintln!("\nread escape sequence");
+                    return Ok(0);
+                }
+                after_ctrl_p = key == 0x10;
+            }
+            let _ = attachment.send_input(&keys[..n]);
+        }
+    }
+    drop(_raw);
+    let code = engine
+        .wait_container(&attachment.id)
+        .map_err(CliError::from)?;
+    Ok(code.clamp(0, 255) as u8)
+}

@@ -110,6 +110,9 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         Command::System(SystemCommand::Boot) => c::boot(&engine()?),
         Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => c::cp(&engine()?, &a),
         Command::Events(a) => c::events(&engine()?, &a),
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            c::attach(&engine()?, &a)
+        }
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
             transfer_cmd::pull(&engine()?, &a)
         }

@@ -12,6 +12,7 @@
 //!    policy says; at the end, with `--rm`, become `bulwark rm -f`.
 #![forbid(unsafe_code)]
 
+mod attach;
 mod health;
 mod pump;
 mod run;

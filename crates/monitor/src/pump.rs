@@ -27,17 +27,21 @@ pub struct Attached {
     pub err: OwnedFd,
 }
 
-/// What waits to go to one of the client's outputs.
+/// What waits to go to one of a client's outputs.
 #[derive(Default)]
-struct Sink {
+pub struct Sink {
     pending: Vec<u8>,
-    dropped: u64,
-    gone: bool,
+    pub dropped: u64,
+    pub gone: bool,
 }
 
 impl Sink {
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// Writes what it can without blocking.
-    fn flush(&mut self, fd: BorrowedFd<'_>) {
+    pub fn flush(&mut self, fd: BorrowedFd<'_>) {
         while !self.gone && !self.pending.is_empty() {
             match nix::unistd::write(fd, &self.pending) {
                 Ok(n) => {
@@ -53,7 +57,7 @@ impl Sink {
         }
     }
 
-    fn push(&mut self, bytes: &[u8], options: &LogOptions) {
+    pub fn push(&mut self, bytes: &[u8], options: &LogOptions) {
         if self.gone {
             return;
         }
@@ -66,7 +70,7 @@ impl Sink {
         }
     }
 
-    fn full(&self, options: &LogOptions) -> bool {
+    pub fn full(&self, options: &LogOptions) -> bool {
         !self.gone && self.pending.len() >= options.max_buffer_size as usize
     }
 }
@@ -87,6 +91,7 @@ fn set_nonblocking(fd: BorrowedFd<'_>) {
 /// write to.
 pub struct Checks<'a> {
     pub health: Option<crate::health::Health>,
+    pub clients: &'a mut crate::attach::Clients,
     pub state: &'a mut bulwark_container::RunState,
     pub devnull: &'a std::fs::File,
 }
@@ -119,7 +124,8 @@ pub fn pump(
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         // mode=blocking: the container's output waits while a client is too far behind.
-        let blocked = options.mode == LogMode::Block && sinks.iter().any(|s| s.full(options));
+        let blocked = options.mode == LogMode::Block
+            && (sinks.iter().any(|s| s.full(options)) || checks.clients.full(options));
         let open_sources = sources.iter().filter(|(fd, _)| fd.is_some()).count();
         if code.is_some()
             && (open_sources == 0
@@ -134,6 +140,18 @@ pub fn pump(
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
                 roles.push(Role::Source(i));
             }
+        }
+        if let Some(listener) = checks.clients.listener() {
+            fds.push(PollFd::new(listener, PollFlags::POLLIN));
+            roles.push(Role::Listener);
+        }
+        for (i, (fd, waiting)) in checks.clients.fds().into_iter().enumerate() {
+            let mut flags = PollFlags::POLLIN;
+            if waiting {
+                flags |= PollFlags::POLLOUT;
+            }
+            fds.push(PollFd::new(fd, flags));
+            roles.push(Role::Client(i));
         }
         if let Some(a) = attached.as_ref() {
             for (i, fd) in [a.out.as_fd(), a.err.as_fd()].into_iter().enumerate() {
@@ -189,11 +207,20 @@ pub fn pump(
                         continue;
                     }
                     log.write(*stream, &buffer[..n])?;
+                    checks.clients.output(*stream, &buffer[..n], tty, options);
                     if attached.is_some() {
                         let sink = &mut sinks[*stream as usize];
                         sink.push(&buffer[..n], options);
                     }
                 }
+                Role::Listener => checks.clients.accept(),
+                Role::Client(i) => checks.clients.readable(
+                    i,
+                    sources
+                        .first()
+                        .and_then(|(fd, _)| fd.as_ref())
+                        .filter(|_| tty),
+                ),
                 Role::Sink | Role::Input => {}
             }
             if let (Role::Input, Some(a)) = (role, attached.as_ref()) {
@@ -208,6 +235,7 @@ pub fn pump(
             sinks[0].flush(a.out.as_fd());
             sinks[1].flush(a.err.as_fd());
         }
+        checks.clients.flush();
         for sink in &mut sinks {
             if sink.dropped > 0 {
                 log.note(&format!(
@@ -222,6 +250,7 @@ pub fn pump(
         }
     }
     log.flush()?;
+    checks.clients.close_all();
     if let (Some(a), LogMode::Block) = (attached.as_ref(), options.mode) {
         // What is left goes out blocking: the client is waiting for the end anyway.
         for (sink, fd) in sinks.iter_mut().zip([a.out.as_fd(), a.err.as_fd()]) {
@@ -239,6 +268,8 @@ pub fn pump(
 #[derive(Debug, Clone, Copy)]
 enum Role {
     Signals,
+    Listener,
+    Client(usize),
     Source(usize),
     Sink,
     Input,

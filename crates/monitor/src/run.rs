@@ -145,6 +145,7 @@ pub fn monitor(args: &Args, sync: &mut Option<File>) -> Result<(), MonitorError>
     let root = StateRoot::new(&args.runtime_root);
     let mut attached = attached;
     let mut delay: Option<Duration> = None;
+    let mut clients = crate::attach::Clients::new(&dir.dir);
     let mut state = dir.saved_state()?;
     let mut started_once = false;
     loop {
@@ -166,6 +167,7 @@ pub fn monitor(args: &Args, sync: &mut Option<File>) -> Result<(), MonitorError>
                     .map(|h| crate::health::Health::new(h, &dir, &root, &mut state));
                 let checks = crate::pump::Checks {
                     health,
+                    clients: &mut clients,
                     state: &mut state,
                     devnull: &devnull,
                 };

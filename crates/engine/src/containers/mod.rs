@@ -1,6 +1,7 @@
 //! Containers: `create`, `start`, `stop`, `rm`, `ps`, `logs`, `exec` and the rest, as
 //! calls on [`Engine`]. A container's processes are looked after by its own monitor
 //! (`bulwark-mon`); the engine keeps no process of its own.
+mod attach;
 mod copy;
 mod create;
 mod events;
@@ -10,6 +11,7 @@ mod manage;
 mod query;
 mod spec;
 
+pub use attach::Attachment;
 pub use copy::CopyEnd;
 pub use create::{CreateRequest, Created};
 pub use events::EventFilter;
