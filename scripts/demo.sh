@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (it installs packages and shows the root-run default; for rootless use see the README)" >&2; exit 1; }
 scripts/deps.sh
-cargo build -q --release -p bulwark-engine-cli -p bulwark-monitor
+cargo build -q --release -p bulwark-engine-cli
+scripts/build.sh    # bulwark-runtime and bulwark-mon, static
 bulwark="$PWD/target/release/bulwark"
 work=$(mktemp -d /tmp/bulwark-demo.XXXXXX)
 export BULWARK_STORE="$work/store"

@@ -121,7 +121,7 @@ pub fn pump(
     let mut input_open = tty && attached.is_some();
     let mut code: Option<i32> = None;
     let mut exited_at: Option<Instant> = None;
-    let mut buffer = vec![0u8; 64 * 1024];
+    let mut buffer = vec![0u8; 16 * 1024];
     loop {
         // mode=blocking: the container's output waits while a client is too far behind.
         let blocked = options.mode == LogMode::Block

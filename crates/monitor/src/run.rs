@@ -161,6 +161,8 @@ pub fn monitor(args: &Args, sync: &mut Option<File>) -> Result<(), MonitorError>
                 if !args.attach {
                     *sync = None;
                 }
+                // Setup is over: what it allocated goes back before the long wait.
+                bulwark_sys::process::release_free_memory();
                 let health = record
                     .health
                     .clone()

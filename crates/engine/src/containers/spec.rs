@@ -360,12 +360,8 @@ pub fn oci_config(
         if let Some(namespaces) = config["linux"]["namespaces"].as_array_mut() {
             namespaces.retain(|n| n["type"] != "network");
         }
-        // The host's sysfs belongs to the host's network namespace: bind it read-only.
-        if let Some(mounts) = config["mounts"].as_array_mut() {
-            for m in mounts.iter_mut().filter(|m| m["destination"] == "/sys") {
-                *m = json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
-            }
-        }
+        // sysfs stays a mount of its own (root owns the host's network namespace, so it
+        // may): a recursive bind of the host's /sys would bring the host's cgroup mounts.
     }
     config["annotations"]["bulwark.container.name"] = json!(record.name);
     Ok(config)
