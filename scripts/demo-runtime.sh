@@ -56,22 +56,7 @@ echo "== bulwark (the engine): the same files as an image, through the store"
 cargo build -q --release -p bulwark-engine-cli
 export BULWARK_STORE="$store/store"
 # A docker-archive of the root filesystem, as `docker save` writes one.
-python3 - "$bundle/rootfs" "$store/demo.tar" <<'PY'
-import hashlib, io, json, sys, tarfile
-rootfs, out = sys.argv[1], sys.argv[2]
-layer = io.BytesIO()
-with tarfile.open(fileobj=layer, mode="w") as t:
-    t.add(rootfs, arcname=".", filter=lambda i: None if i.name == "./probe" else i)
-layer = layer.getvalue()
-diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
-                     "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
-config_name = hashlib.sha256(config).hexdigest() + ".json"
-manifest = json.dumps([{"Config": config_name, "RepoTags": ["demo:latest"], "Layers": ["layer.tar"]}]).encode()
-with tarfile.open(out, "w") as t:
-    for name, data in ((config_name, config), ("layer.tar", layer), ("manifest.json", manifest)):
-        info = tarfile.TarInfo(name); info.size = len(data); t.addfile(info, io.BytesIO(data))
-PY
+scripts/demo-image.py "$bundle/rootfs" "$store/demo.tar"
 "$engine" load -i "$store/demo.tar"
 "$engine" images
 root=$("$engine" image mount --name demo demo:latest)

@@ -25,23 +25,7 @@ cp "$(command -v busybox)" "$rootfs/bin/busybox"
 for applet in $("$rootfs/bin/busybox" --list); do [ "$applet" = busybox ] || ln -sf busybox "$rootfs/bin/$applet"; done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' > "$rootfs/etc/passwd"
 printf 'root:x:0:\nnobody:x:65534:\n' > "$rootfs/etc/group"
-python3 - "$rootfs" "$work/demo.tar" <<'PY'
-import hashlib, io, json, sys, tarfile
-rootfs, out = sys.argv[1], sys.argv[2]
-layer = io.BytesIO()
-with tarfile.open(fileobj=layer, mode="w") as t:
-    t.add(rootfs, arcname=".")
-layer = layer.getvalue()
-diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-config = json.dumps({"architecture": "amd64", "os": "linux",
-                     "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"], "WorkingDir": "/"},
-                     "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
-config_name = hashlib.sha256(config).hexdigest() + ".json"
-manifest = json.dumps([{"Config": config_name, "RepoTags": ["demo:latest"], "Layers": ["layer.tar"]}]).encode()
-with tarfile.open(out, "w") as t:
-    for name, data in ((config_name, config), ("layer.tar", layer), ("manifest.json", manifest)):
-        info = tarfile.TarInfo(name); info.size = len(data); t.addfile(info, io.BytesIO(data))
-PY
+scripts/demo-image.py "$rootfs" "$work/demo.tar"
 
 echo "== bulwark load, images"
 "$bulwark" load -i "$work/demo.tar"

@@ -188,18 +188,10 @@ fn logs_follow_until_the_container_ends_and_rotate() {
 #[test]
 fn a_terminal_through_a_pty() {
     let engine = engine();
-    let command = format!(
-        "BULWARK_STORE={} BULWARK_MONITOR={} {} run --rm -it {} sh -c 'tty; echo done'",
-        engine.store().display(),
-        bulwark_tests::monitor_binary().display(),
-        bulwark_tests::engine_binary().display(),
-        image()
-    );
-    let out = bulwark_tests::run_captured(
-        std::process::Command::new("script")
-            .args(["-qec", &command, "/dev/null"])
-            .stdin(std::process::Stdio::null()),
-        bulwark_tests::default_timeout(),
+    let out = in_terminal(
+        &engine,
+        "",
+        &format!("run --rm -it {} sh -c 'tty; echo done'", image()),
     );
     out.assert_success();
     assert!(
@@ -570,6 +562,23 @@ fn the_image_config_is_merged_with_the_flags_as_docker_merges_it() {
     assert_nothing_left(&engine);
 }
 
+/// `bulwark ARGS` on a terminal (util-linux's `script` makes the pty), after `input |`
+/// (a shell pipeline feeding it, or "").
+fn in_terminal(engine: &Bulwark, input: &str, args: &str) -> bulwark_tests::Output {
+    let command = format!(
+        "{input}BULWARK_STORE={} BULWARK_MONITOR={} script -qec \"{} {args}\" /dev/null",
+        engine.store().display(),
+        bulwark_tests::monitor_binary().display(),
+        bulwark_tests::engine_binary().display(),
+    );
+    bulwark_tests::run_captured(
+        std::process::Command::new("sh")
+            .args(["-c", &command])
+            .stdin(std::process::Stdio::null()),
+        bulwark_tests::default_timeout(),
+    )
+}
+
 fn health(engine: &Bulwark, name: &str) -> String {
     let info = inspect(engine, name);
     info["State"]["Health"]["Status"]
@@ -805,18 +814,7 @@ fn events_init_and_an_exec_terminal() {
     engine.ok(["rm", "inited"]);
     // exec -t: a terminal through a pty, relayed by `bulwark exec`.
     engine.ok(["run", "-d", "--name", "shell", image(), "sleep", "1000"]);
-    let command = format!(
-        "BULWARK_STORE={} BULWARK_MONITOR={} {} exec -t shell sh -c 'tty; echo in-terminal'",
-        engine.store().display(),
-        bulwark_tests::monitor_binary().display(),
-        bulwark_tests::engine_binary().display(),
-    );
-    let out = bulwark_tests::run_captured(
-        std::process::Command::new("script")
-            .args(["-qec", &command, "/dev/null"])
-            .stdin(std::process::Stdio::null()),
-        bulwark_tests::default_timeout(),
-    );
+    let out = in_terminal(&engine, "", "exec -t shell sh -c 'tty; echo in-terminal'");
     out.assert_success();
     assert!(
         out.stdout.contains("/dev/pts/") && out.stdout.contains("in-terminal"),
@@ -853,15 +851,10 @@ fn attach_streams_output_and_drives_a_terminal() {
     engine.ok(["rm", "talk"]);
     // A terminal: typed input reaches the shell, its exit status comes back.
     engine.ok(["run", "-d", "-it", "--name", "term", image(), "sh"]);
-    let command = format!(
-        "(echo 'echo typed-$((6*7))'; sleep 2; echo 'exit 3'; sleep 2) | BULWARK_STORE={} BULWARK_MONITOR={} script -qec '{} attach term' /dev/null",
-        engine.store().display(),
-        bulwark_tests::monitor_binary().display(),
-        bulwark_tests::engine_binary().display(),
-    );
-    let out = bulwark_tests::run_captured(
-        std::process::Command::new("sh").args(["-c", &command]),
-        bulwark_tests::default_timeout(),
+    let out = in_terminal(
+        &engine,
+        "(echo 'echo typed-$((6*7))'; sleep 2; echo 'exit 3'; sleep 2) | ",
+        "attach term",
     );
     assert!(out.stdout.contains("typed-42"), "{out}");
     assert_eq!(engine.ok(["wait", "term"]).trim(), "3");

@@ -3,6 +3,26 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+/// The limits `run`, `create` and `update` take.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Memory limit.
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap.
+    #[arg(long)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs.
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<u64>,
+    /// Tune container pids limit (set -1 for unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+}
+
 /// `run` and `create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
@@ -42,21 +62,8 @@ pub struct CreateArgs {
     /// Mount the container's root filesystem as read only.
     #[arg(long)]
     pub read_only: bool,
-    /// Memory limit.
-    #[arg(short, long)]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap.
-    #[arg(long)]
-    pub memory_swap: Option<String>,
-    /// Number of CPUs.
-    #[arg(long)]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight).
-    #[arg(short = 'c', long)]
-    pub cpu_shares: Option<u64>,
-    /// Tune container pids limit (set -1 for unlimited).
-    #[arg(long, allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Ulimit options (NAME=SOFT[:HARD]).
     #[arg(long)]
     pub ulimit: Vec<String>,
@@ -300,21 +307,8 @@ pub struct StatsArgs {
 
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
-    /// Memory limit.
-    #[arg(short, long)]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap.
-    #[arg(long)]
-    pub memory_swap: Option<String>,
-    /// Number of CPUs.
-    #[arg(long)]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight).
-    #[arg(short = 'c', long)]
-    pub cpu_shares: Option<u64>,
-    /// Tune container pids limit (set -1 for unlimited).
-    #[arg(long, allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Restart policy to apply when a container exits.
     #[arg(long)]
     pub restart: Option<String>,

@@ -205,37 +205,46 @@ fn log_options(a: &CreateArgs) -> Result<LogOptions, CliError> {
     Ok(log)
 }
 
-fn resources(a: &CreateArgs) -> Result<Resources, CliError> {
-    let mut r = Resources {
-        memory: a
-            .memory
-            .as_deref()
-            .map(|m| bytes("--memory", m))
-            .transpose()?,
-        cpu_shares: a.cpu_shares,
-        pids_limit: a.pids_limit,
-        ..Resources::default()
-    };
-    if let Some(m) = r.memory {
-        if m < 6 << 20 {
-            return Err(CliError::Usage(
-                "Minimum memory limit allowed is 6MB".into(),
-            ));
-        }
+/// The limits flags, parsed.
+fn limits(a: &LimitArgs) -> Result<Resources, CliError> {
+    let memory = a
+        .memory
+        .as_deref()
+        .map(|m| bytes("--memory", m))
+        .transpose()?;
+    if memory.is_some_and(|m| m < 6 << 20) {
+        return Err(CliError::Usage(
+            "Minimum memory limit allowed is 6MB".into(),
+        ));
     }
-    r.memory_swap = match a.memory_swap.as_deref() {
+    let memory_swap = match a.memory_swap.as_deref() {
         Some("-1") => Some(-1),
         Some(s) => Some(bytes("--memory-swap", s)?),
         None => None,
     };
-    if let Some(cpus) = &a.cpus {
-        let n: f64 = cpus
-            .parse()
-            .ok()
-            .filter(|n: &f64| *n > 0.0)
-            .ok_or_else(|| usage("--cpus", cpus, "a positive number of CPUs such as 1.5"))?;
-        r.nano_cpus = Some((n * 1e9) as i64);
-    }
+    let nano_cpus = a
+        .cpus
+        .as_deref()
+        .map(|c| {
+            c.parse::<f64>()
+                .ok()
+                .filter(|n| *n > 0.0)
+                .map(|n| (n * 1e9) as i64)
+                .ok_or_else(|| usage("--cpus", c, "a positive number of CPUs such as 1.5"))
+        })
+        .transpose()?;
+    Ok(Resources {
+        memory,
+        memory_swap,
+        nano_cpus,
+        cpu_shares: a.cpu_shares,
+        pids_limit: a.pids_limit,
+        ulimits: Vec::new(),
+    })
+}
+
+fn resources(a: &CreateArgs) -> Result<Resources, CliError> {
+    let mut r = limits(&a.limits)?;
     for u in &a.ulimit {
         let (name, limits) = u
             .split_once('=')
@@ -1021,30 +1030,13 @@ fn binary_size(bytes: u64) -> String {
 }
 
 pub fn update(engine: &Engine, a: &UpdateArgs) -> Result<u8, CliError> {
+    let limits = limits(&a.limits)?;
     let request = bulwark_engine::UpdateRequest {
-        memory: a
-            .memory
-            .as_deref()
-            .map(|m| bytes("--memory", m))
-            .transpose()?,
-        memory_swap: match a.memory_swap.as_deref() {
-            Some("-1") => Some(-1),
-            Some(s) => Some(bytes("--memory-swap", s)?),
-            None => None,
-        },
-        nano_cpus: a
-            .cpus
-            .as_deref()
-            .map(|c| {
-                c.parse::<f64>()
-                    .ok()
-                    .filter(|n| *n > 0.0)
-                    .map(|n| (n * 1e9) as i64)
-                    .ok_or_else(|| usage("--cpus", c, "a positive number of CPUs such as 1.5"))
-            })
-            .transpose()?,
-        cpu_shares: a.cpu_shares,
-        pids_limit: a.pids_limit,
+        memory: limits.memory,
+        memory_swap: limits.memory_swap,
+        nano_cpus: limits.nano_cpus,
+        cpu_shares: limits.cpu_shares,
+        pids_limit: limits.pids_limit,
         restart: a
             .restart
             .as_deref()

@@ -7,118 +7,15 @@ use serde_json::{json, Value};
 
 use crate::EngineError;
 
-/// Every capability the kernel knows, for `--privileged` and `--cap-add ALL`.
-const ALL_CAPS: &[&str] = &[
-    "CAP_AUDIT_CONTROL",
-    "CAP_AUDIT_READ",
-    "CAP_AUDIT_WRITE",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_KILL",
-    "CAP_LEASE",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_MAC_ADMIN",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MKNOD",
-    "CAP_NET_ADMIN",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_RAW",
-    "CAP_PERFMON",
-    "CAP_SETFCAP",
-    "CAP_SETGID",
-    "CAP_SETPCAP",
-    "CAP_SETUID",
-    "CAP_SYSLOG",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_NICE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_WAKE_ALARM",
-];
-
 /// The capabilities this process may grant (its bounding set): `--privileged` and
 /// `--cap-add ALL` give these, as Docker gives what its daemon has.
 pub(super) fn grantable() -> Vec<String> {
-    let bounding = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let hex = s
-                .lines()
-                .find_map(|l| l.strip_prefix("CapBnd:"))?
-                .trim()
-                .to_owned();
-            u64::from_str_radix(&hex, 16).ok()
-        })
-        .unwrap_or(u64::MAX);
-    ALL_CAPS
-        .iter()
-        .filter(|name| caps_bit(name).is_none_or(|bit| bounding & (1u64 << bit) != 0))
-        .map(|c| c.to_string())
-        .collect()
-}
-
-/// The kernel's number of a capability.
-fn caps_bit(name: &str) -> Option<u32> {
-    const ORDER: &[&str] = &[
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_DAC_READ_SEARCH",
-        "CAP_FOWNER",
-        "CAP_FSETID",
-        "CAP_KILL",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETPCAP",
-        "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST",
-        "CAP_NET_ADMIN",
-        "CAP_NET_RAW",
-        "CAP_IPC_LOCK",
-        "CAP_IPC_OWNER",
-        "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO",
-        "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE",
-        "CAP_SYS_PACCT",
-        "CAP_SYS_ADMIN",
-        "CAP_SYS_BOOT",
-        "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE",
-        "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG",
-        "CAP_MKNOD",
-        "CAP_LEASE",
-        "CAP_AUDIT_WRITE",
-        "CAP_AUDIT_CONTROL",
-        "CAP_SETFCAP",
-        "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN",
-        "CAP_SYSLOG",
-        "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND",
-        "CAP_AUDIT_READ",
-        "CAP_PERFMON",
-        "CAP_BPF",
-        "CAP_CHECKPOINT_RESTORE",
-    ];
-    ORDER.iter().position(|c| *c == name).map(|p| p as u32)
+    let mut bounding: Vec<caps::Capability> = caps::read(None, caps::CapSet::Bounding)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    bounding.sort_by_key(|c| c.index());
+    bounding.iter().map(|c| c.to_string()).collect()
 }
 
 /// `NET_ADMIN`, `cap_net_admin` or `CAP_NET_ADMIN` as the kernel names it; `ALL` stays.
@@ -132,13 +29,13 @@ pub fn cap_name(text: &str) -> Result<String, EngineError> {
     } else {
         format!("CAP_{upper}")
     };
-    if ALL_CAPS.contains(&name.as_str()) {
-        Ok(name)
-    } else {
-        Err(EngineError::InvalidArgument(format!(
-            "invalid capability {text:?}: expected a name such as NET_ADMIN or ALL"
-        )))
-    }
+    name.parse::<caps::Capability>()
+        .map(|c| c.to_string())
+        .map_err(|_| {
+            EngineError::InvalidArgument(format!(
+                "invalid capability {text:?}: expected a name such as NET_ADMIN or ALL"
+            ))
+        })
 }
 
 /// The container's process user: `uid[:gid]` or names looked up in the image's
