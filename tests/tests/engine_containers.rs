@@ -153,7 +153,7 @@ fn logs_follow_until_the_container_ends_and_rotate() {
     let container = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
-        .find(|e| e.file_name() != "names")
+        .find(|e| e.file_name().len() == 64)
         .unwrap()
         .path();
     let files: Vec<u64> = std::fs::read_dir(&container)
@@ -382,8 +382,10 @@ fn killed_inits_monitors_and_clients_are_noticed_and_cleaned_up() {
         }
         wait_until("a half-made container is collected", || {
             engine.ok(["ps", "-aq"]);
-            std::fs::read_dir(engine.containers_dir())
-                .map_or(true, |e| e.flatten().all(|e| e.file_name() == "names"))
+            std::fs::read_dir(engine.containers_dir()).map_or(true, |e| {
+                e.flatten()
+                    .all(|e| e.file_name() == "names" || e.file_name() == "events.log")
+            })
         });
         assert_nothing_left(&engine);
     }
@@ -447,7 +449,7 @@ fn a_stalled_reader_never_blocks_the_container() {
     let log_size: u64 = std::fs::read_dir(engine.containers_dir())
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name() != "names")
+        .filter(|e| e.file_name().len() == 64)
         .map(|e| {
             e.path()
                 .join(format!("{}-json.log", e.file_name().to_string_lossy()))
