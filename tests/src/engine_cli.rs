@@ -30,6 +30,7 @@ pub struct Bulwark {
     home: TempDir,
     user: Option<(u32, u32)>,
     binary: PathBuf,
+    monitor: PathBuf,
 }
 
 impl Default for Bulwark {
@@ -46,6 +47,7 @@ impl Bulwark {
             home,
             user: None,
             binary: engine_binary().to_owned(),
+            monitor: monitor_binary().to_owned(),
         }
     }
 
@@ -61,10 +63,13 @@ impl Bulwark {
         std::fs::create_dir(&bin).expect("mkdir bin");
         let binary = bin.join("bulwark");
         std::fs::copy(engine_binary(), &binary).expect("copying bulwark");
+        let monitor = bin.join("bulwark-mon");
+        std::fs::copy(monitor_binary(), &monitor).expect("copying bulwark-mon");
         Bulwark {
             home,
             user: Some((user.uid, user.gid)),
             binary,
+            monitor,
         }
     }
 
@@ -122,7 +127,7 @@ impl Bulwark {
         };
         command
             .args(args)
-            .env("BULWARK_MONITOR", monitor_binary())
+            .env("BULWARK_MONITOR", &self.monitor)
             .env("HOME", self.home.path())
             .env("DOCKER_CONFIG", self.docker_config())
             .env("BULWARK_CONFIG", self.engine_config())

@@ -619,11 +619,13 @@ fn health_checks_stats_update_and_boot() {
         inspect(&engine, "checked")["State"]["Health"]["FailingStreak"],
         0
     );
-    // stats: the container's processes and memory.
+    // stats: the container's processes (sleep, and a health check now and then) and
+    // memory against its limit.
     let stats = engine.ok(["stats", "--no-stream", "checked"]);
     let row = stats.lines().nth(1).unwrap_or_default().to_owned();
+    let pids: u32 = row.split_whitespace().last().and_then(|p| p.parse().ok()).unwrap_or(0);
     assert!(
-        stats.starts_with("CONTAINER ID") && row.contains("checked") && row.ends_with(" 1"),
+        stats.starts_with("CONTAINER ID") && row.contains("checked") && (1..=3).contains(&pids),
         "{stats}"
     );
     // update: new limits on the running container, a new restart policy.
@@ -862,4 +864,66 @@ fn attach_streams_output_and_drives_a_terminal() {
     assert_eq!(engine.ok(["wait", "term"]).trim(), "3");
     engine.ok(["rm", "term"]);
     assert_nothing_left(&engine);
+}
+
+#[test]
+fn containers_without_root() {
+    let engine = Bulwark::rootless();
+    engine.ok(["pull", "-q", image()]);
+    // Foreground, with its exit status; the container's root is the user (uid 0 inside).
+    let out = engine.cmd([
+        "run",
+        "--rm",
+        image(),
+        "sh",
+        "-c",
+        "id -u; echo err >&2; exit 4",
+    ]);
+    out.assert_code(4);
+    assert_eq!(
+        (out.stdout.as_str(), out.stderr.as_str()),
+        ("0\n", "err\n"),
+        "{out}"
+    );
+    // Detached: ps, logs, exec (which joins the monitor's namespaces), cp, stop, rm.
+    engine.ok([
+        "run",
+        "-d",
+        "--name",
+        "mine",
+        image(),
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; echo up; while true; do sleep 0.1; done",
+    ]);
+    wait_until("the container logged", || {
+        engine.ok(["logs", "mine"]) == "up\n"
+    });
+    assert!(engine.ok(["ps"]).contains("mine"));
+    assert_eq!(
+        engine.ok([
+            "exec",
+            "-u",
+            "nobody",
+            "mine",
+            "sh",
+            "-c",
+            "id -u; echo x > /tmp/f"
+        ]),
+        "65534\n"
+    );
+    let host = engine.home().join("copied");
+    engine.ok(["cp", "mine:/tmp/f", &host.display().to_string()]);
+    assert_eq!(std::fs::read_to_string(&host).unwrap(), "x\n");
+    engine.ok(["stop", "mine"]);
+    assert_eq!(engine.ok(["wait", "mine"]).trim(), "0");
+    // Started again on the same root filesystem (mounted anew for the new monitor).
+    engine.ok(["start", "mine"]);
+    assert_eq!(engine.ok(["exec", "mine", "cat", "/tmp/f"]), "x\n");
+    engine.ok(["rm", "-f", "mine"]);
+    assert_eq!(engine.ok(["ps", "-aq"]), "");
+    let mounts = std::fs::read_dir(engine.store().join("mounts")).map_or(0, |e| e.count());
+    assert_eq!(mounts, 0, "root filesystems left in the store");
+    let monitors = bulwark_tests::processes_mentioning(&engine.store().display().to_string());
+    assert!(monitors.is_empty(), "processes left: {monitors:?}");
 }

@@ -53,8 +53,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<u8, CliError> {
-    // Without root, everything happens in the user's namespace (see bulwark_engine::userns).
-    match userns::enter()? {
+    // Without root, everything happens in the user's namespace (see bulwark_engine::userns):
+    // a new one, or for a command that enters a running container, its monitor's.
+    let entered = match running_container(&cli) {
+        Some(monitor) => userns::join(monitor)?,
+        None => userns::enter()?,
+    };
+    match entered {
         Entered::Exited(code) => return Ok(code.clamp(0, 255) as u8),
         Entered::Root | Entered::Inside => {}
     }
@@ -139,6 +144,34 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Image(ImageCommand::Umount(a)) => mount_cmd::umount(&engine()?, &a),
         Command::Unshare(a) => mount_cmd::unshare(&a),
     }
+}
+
+/// Without root, the monitor of the running container `exec` or `cp` names, whose
+/// namespaces the command joins.
+fn running_container(cli: &Cli) -> Option<i32> {
+    if nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let what = match &cli.command {
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => a.container.clone(),
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => {
+            [&a.source, &a.destination].iter().find_map(|s| {
+                s.split_once(':')
+                    .filter(|_| !s.starts_with(['/', '.']))
+                    .map(|(c, _)| c.to_owned())
+            })?
+        }
+        _ => return None,
+    };
+    let mut config = EngineConfig::load(true).ok()?;
+    if let Some(store) = &cli.store {
+        config.store = store.clone();
+    }
+    let dir = bulwark_engine::Containers::new(config.store.join("containers"))
+        .find(&what)
+        .ok()?;
+    let state = dir.state().ok()?;
+    (state.is_live() && state.monitor_pid > 0).then_some(state.monitor_pid)
 }
 
 /// A runtime for the commands that talk to registries.

@@ -98,7 +98,14 @@ impl EngineConfig {
             config.store = PathBuf::from(store);
         }
         if rootless && config.runtime_root == EngineConfig::default().runtime_root {
-            let uid = nix::unistd::geteuid().as_raw();
+            // The user's own id, also from inside its namespace (where it is 0).
+            let uid = std::fs::read_to_string("/proc/self/uid_map")
+                .ok()
+                .and_then(|map| {
+                    let fields: Vec<&str> = map.split_whitespace().take(2).collect();
+                    (fields.first() == Some(&"0")).then(|| fields.get(1)?.parse::<u32>().ok())?
+                })
+                .unwrap_or_else(|| nix::unistd::geteuid().as_raw());
             config.runtime_root = std::env::var_os("XDG_RUNTIME_DIR")
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from)

@@ -34,8 +34,8 @@ pub fn window_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
 }
 pub use bulwark_container::{
     logs::{Entry as LogEntry, LogFilter, Stream},
-    Bind, HealthConfig, LogDriver, LogMode, LogOptions, Resources, RestartPolicy, Security, Status,
-    Tmpfs,
+    Bind, Containers, HealthConfig, LogDriver, LogMode, LogOptions, Resources, RestartPolicy,
+    Security, Status, Tmpfs,
 };
 pub use containers::{
     cap_name, Attach, Attachment, ContainerSummary, CopyEnd, CreateRequest, Created, EventFilter,

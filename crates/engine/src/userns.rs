@@ -57,6 +57,26 @@ pub fn enter() -> Result<Entered, EngineError> {
     start_inside().map(Entered::Exited)
 }
 
+/// Joins the user and mount namespaces of the process `pid` (a container's monitor,
+/// which holds the container's root filesystem mounted) instead of making new ones: a
+/// command that enters the container (`exec`, `cp`) must be where its namespaces are
+/// owned. The user owns that user namespace, so it may join it; inside, it is root and
+/// may join the mount namespace. Called first thing, while the process has one thread.
+pub fn join(pid: i32) -> Result<Entered, EngineError> {
+    let open = |ns: &str| {
+        std::fs::File::open(format!("/proc/{pid}/ns/{ns}"))
+            .map_err(|e| fail(format!("the monitor's {ns} namespace (pid {pid}): {e}")))
+    };
+    let (user, mount) = (open("user")?, open("mnt")?);
+    nix::sched::setns(&user, CloneFlags::CLONE_NEWUSER)
+        .map_err(|e| fail(format!("joining the monitor's user namespace: {e}")))?;
+    nix::sched::setns(&mount, CloneFlags::CLONE_NEWNS)
+        .map_err(|e| fail(format!("joining the monitor's mount namespace: {e}")))?;
+    // Single-threaded still (the caller's promise), so changing the environment is sound.
+    std::env::set_var(INSIDE_VAR, "1");
+    Ok(Entered::Inside)
+}
+
 /// Whether the engine is running for a user without root.
 pub fn rootless() -> bool {
     !nix::unistd::geteuid().is_root() || std::env::var_os(INSIDE_VAR).is_some()

@@ -205,6 +205,15 @@ impl Engine {
             )));
         }
         let mut warnings = Vec::new();
+        let r = &request.resources;
+        if self.config.rootless
+            && (r.memory.is_some()
+                || r.nano_cpus.is_some()
+                || r.cpu_shares.is_some()
+                || r.pids_limit.is_some())
+        {
+            warnings.push("without root there is no cgroup to apply --memory, --cpus, --cpu-shares or --pids-limit: they are not applied (--ulimit is)".into());
+        }
         if request.security.privileged {
             warnings.push("--privileged: the container gets every capability, no seccomp filter, no masked paths and no Landlock; it can take the host".into());
         }

@@ -180,7 +180,7 @@ impl Engine {
         let _ = bulwark_runtime::kill(&root, &dir.id, signal, false);
         let grace = Duration::from_secs(timeout.max(0) as u64);
         if !wait_until(grace, || !is_running(&dir)) {
-            let _ = bulwark_runtime::kill(&root, &dir.id, libc::SIGKILL, true);
+            kill_all(&root, &dir.id);
         }
         self.wait_for_monitor(&dir)?;
         self.event("stop", &dir, &[]);
@@ -241,7 +241,7 @@ impl Engine {
             if state.status == Status::Paused {
                 let _ = bulwark_runtime::resume(&self.runtime_root(), &dir.id);
             }
-            let _ = bulwark_runtime::kill(&self.runtime_root(), &dir.id, libc::SIGKILL, true);
+            kill_all(&self.runtime_root(), &dir.id);
             self.wait_for_monitor(&dir)?;
         }
         // A monitor killed before it cleaned up leaves the runtime's state (and maybe
@@ -346,6 +346,14 @@ impl Engine {
         }
         Ok(removed)
     }
+}
+
+/// SIGKILL for the container's init (its pid namespace goes with it), then for every
+/// process of its cgroup (a container without a cgroup, as without root, has only the
+/// first).
+fn kill_all(root: &bulwark_runtime::StateRoot, id: &str) {
+    let _ = bulwark_runtime::kill(root, id, libc::SIGKILL, false);
+    let _ = bulwark_runtime::kill(root, id, libc::SIGKILL, true);
 }
 
 fn is_running(dir: &ContainerDir) -> bool {

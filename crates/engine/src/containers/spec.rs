@@ -148,12 +148,12 @@ pub fn oci_config(
     let security = &record.security;
     let profile = bulwark_policy::profile(&security.profile)?;
     let mut config = bulwark_policy::default_config(&profile, rootless)?;
-    if !rootless {
-        // An overlay root filesystem cannot be idmapped as a whole: until the layers are
-        // idmapped one by one, the engine's containers keep the host's user ids (as
-        // Docker's do) with the rest of the profile.
-        drop_user_namespace(&mut config);
-    }
+    // As root: an overlay root filesystem cannot be idmapped as a whole, so until the
+    // layers are idmapped one by one the engine's containers keep the host's user ids (as
+    // Docker's do) with the rest of the profile. Without root: the engine already runs in
+    // the user's namespace (its own id as root, its subordinate ids the rest), which the
+    // container shares.
+    drop_user_namespace(&mut config);
     let run = &record.run;
     let mut env = run.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -228,7 +228,9 @@ pub fn oci_config(
         mounts.push(json!({"destination": bind.destination, "type": "bind", "source": bind.source, "options": options}));
     }
     let linux = &mut config["linux"];
-    resources(linux, &record.resources);
+    if !rootless {
+        resources(linux, &record.resources);
+    }
     if security.privileged {
         for key in ["seccomp", "maskedPaths", "readonlyPaths"] {
             linux.as_object_mut().map(|l| l.remove(key));
