@@ -198,6 +198,19 @@ fn a_terminal_through_a_pty() {
         out.stdout.contains("/dev/pts/0") && out.stdout.contains("done"),
         "{out}"
     );
+    // ctrl-p ctrl-q detaches from `run -it`; the container runs on.
+    let out = in_terminal(
+        &engine,
+        "(sleep 2; printf 'echo before\\n'; sleep 2; printf '\\020\\021'; sleep 2) | ",
+        &format!("run -it --name detached {} sh", image()),
+    );
+    out.assert_success();
+    assert!(
+        out.stdout.contains("before") && out.stdout.contains("read escape sequence"),
+        "{out}"
+    );
+    assert_eq!(status(&engine, "detached"), "running");
+    engine.ok(["rm", "-f", "detached"]);
     assert_nothing_left(&engine);
 }
 
@@ -623,7 +636,11 @@ fn health_checks_stats_update_and_boot() {
     // memory against its limit.
     let stats = engine.ok(["stats", "--no-stream", "checked"]);
     let row = stats.lines().nth(1).unwrap_or_default().to_owned();
-    let pids: u32 = row.split_whitespace().last().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pids: u32 = row
+        .split_whitespace()
+        .last()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     assert!(
         stats.starts_with("CONTAINER ID") && row.contains("checked") && (1..=3).contains(&pids),
         "{stats}"

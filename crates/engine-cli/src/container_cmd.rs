@@ -519,21 +519,23 @@ fn attached(
     };
     let out = copy(out_r, || Box::new(std::io::stdout()));
     let err = copy(err_r, || Box::new(std::io::stderr()));
-    let code = started.exit_code();
+    let ended = started.ended();
     let _ = out.join();
     let _ = err.join();
     drop(raw);
+    let code = match ended {
+        bulwark_engine::Ended::Detached => {
+            eprintln!("\nread escape sequence");
+            return Ok(0);
+        }
+        bulwark_engine::Ended::Exited(code) => code,
+        bulwark_engine::Ended::Unknown => engine.wait_container(id).map_err(CliError::run)?,
+    };
     if auto_remove {
         // The monitor removes the container as it ends; `run --rm` returns after that.
         engine.wait_removed(id, std::time::Duration::from_secs(120));
     }
-    match code {
-        Some(code) => Ok(code.clamp(0, 255) as u8),
-        None => Ok(engine
-            .wait_container(id)
-            .map_err(CliError::run)?
-            .clamp(0, 255) as u8),
-    }
+    Ok(code.clamp(0, 255) as u8)
 }
 
 fn window_size() -> Option<(u16, u16)> {

@@ -38,8 +38,8 @@ pub use bulwark_container::{
     Security, Status, Tmpfs,
 };
 pub use containers::{
-    cap_name, Attach, Attachment, ContainerSummary, CopyEnd, CreateRequest, Created, EventFilter,
-    ExecRequest, Execution, LogRequest, StartMode, Started,
+    cap_name, Attach, Attachment, ContainerSummary, CopyEnd, CreateRequest, Created, Ended,
+    EventFilter, ExecRequest, Execution, LogRequest, StartMode, Started,
 };
 pub use error::EngineError;
 pub use images::{DiskUsage, ImageFilter, ImageSummary, Removed};

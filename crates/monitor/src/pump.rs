@@ -91,6 +91,8 @@ fn set_nonblocking(fd: BorrowedFd<'_>) {
 /// write to.
 pub struct Checks<'a> {
     pub health: Option<crate::health::Health>,
+    /// The attached client's sync pipe, told of a detach.
+    pub sync: &'a mut Option<std::fs::File>,
     pub clients: &'a mut crate::attach::Clients,
     pub state: &'a mut bulwark_container::RunState,
     pub devnull: &'a std::fs::File,
@@ -119,6 +121,7 @@ pub fn pump(
     }
     let mut sinks = [Sink::default(), Sink::default()];
     let mut input_open = tty && attached.is_some();
+    let mut after_ctrl_p = false;
     let mut code: Option<i32> = None;
     let mut exited_at: Option<Instant> = None;
     let mut buffer = vec![0u8; 16 * 1024];
@@ -224,11 +227,20 @@ pub fn pump(
                 Role::Sink | Role::Input => {}
             }
             if let (Role::Input, Some(a)) = (role, attached.as_ref()) {
-                input_open = relay_input(
-                    a,
-                    sources.first().and_then(|(fd, _)| fd.as_ref()),
-                    &mut buffer,
-                );
+                let master = sources.first().and_then(|(fd, _)| fd.as_ref());
+                match relay_input(a, master, &mut buffer, &mut after_ctrl_p) {
+                    Input::Open => {}
+                    Input::Ended => input_open = false,
+                    Input::Detach => {
+                        // The client goes; the container runs on.
+                        if let Some(mut sync) = checks.sync.take() {
+                            let _ = std::io::Write::write_all(&mut sync, b"detached\n");
+                        }
+                        *attached = None;
+                        input_open = false;
+                        sinks = [Sink::default(), Sink::default()];
+                    }
+                }
             }
         }
         if let Some(a) = attached.as_ref() {
@@ -275,19 +287,38 @@ enum Role {
     Input,
 }
 
-/// Copies what the client typed to the container's terminal; false once the client's
-/// input ended.
-fn relay_input(a: &Attached, master: Option<&OwnedFd>, buffer: &mut [u8]) -> bool {
+/// What became of the client's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    Open,
+    Ended,
+    /// The client typed the detach keys (ctrl-p ctrl-q).
+    Detach,
+}
+
+/// Copies what the client typed to the container's terminal, watching for the detach
+/// keys; `after_ctrl_p` carries a ctrl-p from one read to the next.
+fn relay_input(
+    a: &Attached,
+    master: Option<&OwnedFd>,
+    buffer: &mut [u8],
+    after_ctrl_p: &mut bool,
+) -> Input {
     let Some(master) = master else {
-        return false;
+        return Input::Ended;
     };
-    match nix::unistd::read(&a.input, buffer) {
-        Ok(0) | Err(_) => false,
-        Ok(n) => {
-            let _ = nix::unistd::write(master, &buffer[..n]);
-            true
+    let n = match nix::unistd::read(&a.input, buffer) {
+        Ok(0) | Err(_) => return Input::Ended,
+        Ok(n) => n,
+    };
+    for &key in &buffer[..n] {
+        if *after_ctrl_p && key == 0x11 {
+            return Input::Detach;
         }
+        *after_ctrl_p = key == 0x10;
     }
+    let _ = nix::unistd::write(master, &buffer[..n]);
+    Input::Open
 }
 
 /// Reaps every child that ended (the monitor is a subreaper): the init's status is the

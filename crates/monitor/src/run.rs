@@ -169,6 +169,7 @@ pub fn monitor(args: &Args, sync: &mut Option<File>) -> Result<(), MonitorError>
                     .map(|h| crate::health::Health::new(h, &dir, &root, &mut state));
                 let checks = crate::pump::Checks {
                     health,
+                    sync,
                     clients: &mut clients,
                     state: &mut state,
                     devnull: &devnull,

@@ -37,12 +37,34 @@ pub struct Started {
     events: Option<BufReader<std::fs::File>>,
 }
 
+/// How an attached start ended for its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The container exited with this code.
+    Exited(i32),
+    /// The client typed the detach keys; the container runs on.
+    Detached,
+    /// The monitor said nothing (it was killed, or the start was not attached).
+    Unknown,
+}
+
 impl Started {
-    /// The container's exit code, once its monitor is done (an attached start only).
-    pub fn exit_code(mut self) -> Option<i32> {
+    /// Waits for the end of an attached start: the container's exit or a detach.
+    pub fn ended(mut self) -> Ended {
         let mut line = String::new();
-        self.events.as_mut()?.read_line(&mut line).ok()?;
-        line.trim_end().strip_prefix("exit ")?.parse().ok()
+        let Some(events) = self.events.as_mut() else {
+            return Ended::Unknown;
+        };
+        if events.read_line(&mut line).is_err() {
+            return Ended::Unknown;
+        }
+        match line.trim_end() {
+            "detached" => Ended::Detached,
+            other => other
+                .strip_prefix("exit ")
+                .and_then(|code| code.parse().ok())
+                .map_or(Ended::Unknown, Ended::Exited),
+        }
     }
 }
 

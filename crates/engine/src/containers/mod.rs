@@ -16,7 +16,7 @@ pub use copy::CopyEnd;
 pub use create::{CreateRequest, Created};
 pub use events::EventFilter;
 pub use exec::{ExecRequest, Execution};
-pub use lifecycle::{Attach, StartMode, Started};
+pub use lifecycle::{Attach, Ended, StartMode, Started};
 pub use manage::{Booted, ContainerStats, UpdateRequest};
 pub use query::{human_duration, ContainerSummary, LogRequest};
 pub use spec::cap_name;
