@@ -47,3 +47,22 @@ pub fn record(containers: &Path, action: &str, id: &str, attributes: &[(&str, &s
         let _ = file.write_all(&line);
     }
 }
+
+/// Appends an event about a container, with its name and image and `extra` attributes;
+/// the containers directory is the container's directory's parent.
+pub fn record_for(
+    dir: &crate::ContainerDir,
+    container: &crate::ContainerRecord,
+    action: &str,
+    extra: &[(&str, &str)],
+) {
+    let Some(containers) = dir.dir.parent() else {
+        return;
+    };
+    let mut attributes = vec![
+        ("name", container.name.as_str()),
+        ("image", container.image.as_str()),
+    ];
+    attributes.extend_from_slice(extra);
+    record(containers, action, &dir.id, &attributes);
+}

@@ -13,7 +13,7 @@ use std::path::Path;
 use bulwark_container::logs::Stream;
 use bulwark_container::LogOptions;
 
-use crate::pump::Sink;
+use crate::sink::Sink;
 
 /// The socket's file name in the container's directory.
 pub const SOCKET: &str = "attach.sock";

@@ -137,7 +137,12 @@ impl Health {
         let _ = self.dir.write_state(state);
         if let (Some(now), Ok(record)) = (state.health.as_deref(), self.dir.record()) {
             if self.reported.as_deref() != Some(now) {
-                crate::run::event(&self.dir, &record, &format!("health_status: {now}"), &[]);
+                bulwark_container::events::record_for(
+                    &self.dir,
+                    &record,
+                    &format!("health_status: {now}"),
+                    &[],
+                );
                 self.reported = Some(now.to_owned());
             }
         }

@@ -13,9 +13,11 @@
 #![forbid(unsafe_code)]
 
 mod attach;
+mod error;
 mod health;
 mod pump;
 mod run;
+mod sink;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

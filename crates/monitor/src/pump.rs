@@ -11,7 +11,8 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::run::MonitorError;
+use crate::error::MonitorError;
+use crate::sink::Sink;
 
 /// The container's output: its stdout and stderr pipes, or its terminal.
 pub struct Outputs {
@@ -25,54 +26,6 @@ pub struct Attached {
     pub input: OwnedFd,
     pub out: OwnedFd,
     pub err: OwnedFd,
-}
-
-/// What waits to go to one of a client's outputs.
-#[derive(Default)]
-pub struct Sink {
-    pending: Vec<u8>,
-    pub dropped: u64,
-    pub gone: bool,
-}
-
-impl Sink {
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    /// Writes what it can without blocking.
-    pub fn flush(&mut self, fd: BorrowedFd<'_>) {
-        while !self.gone && !self.pending.is_empty() {
-            match nix::unistd::write(fd, &self.pending) {
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
-                Err(nix::errno::Errno::EAGAIN) => return,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => {
-                    self.gone = true;
-                    self.pending.clear();
-                }
-            }
-        }
-    }
-
-    pub fn push(&mut self, bytes: &[u8], options: &LogOptions) {
-        if self.gone {
-            return;
-        }
-        self.pending.extend_from_slice(bytes);
-        let bound = options.max_buffer_size as usize;
-        if options.mode == LogMode::Drop && self.pending.len() > bound {
-            let over = self.pending.len() - bound;
-            self.pending.drain(..over);
-            self.dropped += over as u64;
-        }
-    }
-
-    pub fn full(&self, options: &LogOptions) -> bool {
-        !self.gone && self.pending.len() >= options.max_buffer_size as usize
-    }
 }
 
 fn set_nonblocking(fd: BorrowedFd<'_>) {
@@ -158,7 +111,7 @@ pub fn pump(
         }
         if let Some(a) = attached.as_ref() {
             for (i, fd) in [a.out.as_fd(), a.err.as_fd()].into_iter().enumerate() {
-                if !sinks[i].pending.is_empty() && !sinks[i].gone {
+                if !sinks[i].is_empty() && !sinks[i].gone {
                     fds.push(PollFd::new(fd, PollFlags::POLLOUT));
                     roles.push(Role::Sink);
                 }
@@ -267,7 +220,7 @@ pub fn pump(
         // What is left goes out blocking: the client is waiting for the end anyway.
         for (sink, fd) in sinks.iter_mut().zip([a.out.as_fd(), a.err.as_fd()]) {
             let deadline = Instant::now() + Duration::from_secs(60);
-            while !sink.gone && !sink.pending.is_empty() && Instant::now() < deadline {
+            while !sink.gone && !sink.is_empty() && Instant::now() < deadline {
                 sink.flush(fd);
                 let mut poll_fd = [PollFd::new(fd, PollFlags::POLLOUT)];
                 let _ = poll(&mut poll_fd, PollTimeout::from(100u16));

@@ -6,52 +6,16 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use bulwark_container::{
-    logs::LogWriter, next_delay, should_restart, ContainerDir, ContainerRecord, FileLock, LockKind,
-    RunState, Status,
+    logs::LogWriter, next_delay, should_restart, ContainerDir, FileLock, LockKind, RunState, Status,
 };
 use bulwark_runtime::{CreateOptions, StateRoot};
 use nix::fcntl::{FcntlArg, FdFlag, OFlag};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use crate::error::{runtime_error, MonitorError};
 use crate::pump::{pump, Attached, Outputs};
 use crate::Args;
-
-/// Why the monitor could not do its job, and the exit status that says so (127 for a
-/// program not found, 126 for one that cannot run, 125 for everything else, as Docker).
-#[derive(Debug)]
-pub struct MonitorError(pub String, pub i32);
-
-impl<E: std::fmt::Display> From<E> for MonitorError {
-    fn from(e: E) -> Self {
-        MonitorError(e.to_string(), 125)
-    }
-}
-
-fn runtime_error(e: bulwark_runtime::RuntimeError) -> MonitorError {
-    let code = match &e {
-        bulwark_runtime::RuntimeError::Launch(bulwark_sandbox::LaunchError::Setup(step)) => {
-            match step.exit_code() {
-                1 => 125,
-                code => code,
-            }
-        }
-        // The init reports a failed exec in the words StepError::Exec gives it.
-        bulwark_runtime::RuntimeError::Launch(bulwark_sandbox::LaunchError::Child(message))
-            if message.starts_with("exec: ") =>
-        {
-            if message.ends_with("executable file not found in $PATH")
-                || message.ends_with("no such file or directory")
-            {
-                127
-            } else {
-                126
-            }
-        }
-        _ => 125,
-    };
-    MonitorError(e.to_string(), code)
-}
 
 /// Says why the container could not start: on the sync fd (the engine is waiting) and in
 /// the state, for `inspect`.
@@ -195,7 +159,12 @@ pub fn monitor(args: &Args, sync: &mut Option<File>) -> Result<(), MonitorError>
                 125
             }
         };
-        event(&dir, &record, "die", &[("exitCode", &code.to_string())]);
+        bulwark_container::events::record_for(
+            &dir,
+            &record,
+            "die",
+            &[("exitCode", &code.to_string())],
+        );
         state.status = Status::Exited;
         state.exit_code = code;
         state.pid = 0;
@@ -217,7 +186,7 @@ pub fn monitor(args: &Args, sync: &mut Option<File>) -> Result<(), MonitorError>
             break;
         }
         state.restart_count += 1;
-        event(&dir, &record, "restart", &[]);
+        bulwark_container::events::record_for(&dir, &record, "restart", &[]);
     }
     log.flush()?;
     if let Some(mut s) = sync.take() {
@@ -227,19 +196,6 @@ pub fn monitor(args: &Args, sync: &mut Option<File>) -> Result<(), MonitorError>
         remove_self(&dir, &record);
     }
     Ok(())
-}
-
-/// Records an event for `events` (the containers directory is the container's parent).
-pub fn event(dir: &ContainerDir, record: &ContainerRecord, action: &str, extra: &[(&str, &str)]) {
-    let Some(containers) = dir.dir.parent() else {
-        return;
-    };
-    let mut attributes = vec![
-        ("name", record.name.as_str()),
-        ("image", record.image.as_str()),
-    ];
-    attributes.extend_from_slice(extra);
-    bulwark_container::events::record(containers, action, &dir.id, &attributes);
 }
 
 /// Waits out a restart delay; false if a user stopped the container meanwhile.

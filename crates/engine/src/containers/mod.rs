@@ -50,12 +50,9 @@ impl Engine {
 
     /// Records an event for `events`, with the container's name and image.
     pub(crate) fn event(&self, action: &str, dir: &ContainerDir, extra: &[(&str, &str)]) {
-        let record = dir.record().ok();
-        let name = record.as_ref().map(|r| r.name.clone()).unwrap_or_default();
-        let image = record.map(|r| r.image).unwrap_or_default();
-        let mut attributes = vec![("name", name.as_str()), ("image", image.as_str())];
-        attributes.extend_from_slice(extra);
-        bulwark_container::events::record(&self.containers().root, action, &dir.id, &attributes);
+        if let Ok(record) = dir.record() {
+            bulwark_container::events::record_for(dir, &record, action, extra);
+        }
     }
 
     /// The runtime's state directory for the engine's containers.
