@@ -681,35 +681,27 @@ pub fn prune(engine: &Engine, a: &PruneArgs) -> Result<u8, CliError> {
 }
 
 pub fn inspect(engine: &Engine, a: &InspectArgs) -> Result<u8, CliError> {
-    let template = a
-        .format
-        .as_deref()
-        .map(|f| Template::parse(f, ""))
-        .transpose()?;
-    let mut found = Vec::new();
-    let mut failed = false;
-    for what in &a.containers {
-        match engine.inspect_container(what) {
-            Ok(v) => found.push(v),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
-        }
-    }
-    match template {
-        Some(t) => found.iter().for_each(|v| println!("{}", t.render(v))),
-        None => println!("{}", go_json_pretty(&Value::Array(found))),
-    }
-    if failed {
-        Err(CliError::Reported)
-    } else {
-        Ok(0)
-    }
+    show_inspected(a, |what| {
+        engine.inspect_container(what).map_err(|e| e.to_string())
+    })
 }
 
 /// `inspect`: containers first, then images, as Docker looks them up.
 pub fn inspect_any(engine: &Engine, a: &InspectArgs) -> Result<u8, CliError> {
+    show_inspected(a, |what| {
+        engine
+            .inspect_container(what)
+            .or_else(|_| engine.inspect(what))
+            .map_err(|_| format!("No such object: {what}"))
+    })
+}
+
+/// Prints what `look` finds for each name (as a JSON array, or through `--format`) and
+/// each failure; fails if one did.
+fn show_inspected(
+    a: &InspectArgs,
+    look: impl Fn(&str) -> Result<Value, String>,
+) -> Result<u8, CliError> {
     let template = a
         .format
         .as_deref()
@@ -718,13 +710,10 @@ pub fn inspect_any(engine: &Engine, a: &InspectArgs) -> Result<u8, CliError> {
     let mut found = Vec::new();
     let mut failed = false;
     for what in &a.containers {
-        match engine
-            .inspect_container(what)
-            .or_else(|_| engine.inspect(what))
-        {
+        match look(what) {
             Ok(v) => found.push(v),
-            Err(_) => {
-                eprintln!("Error: No such object: {what}");
+            Err(e) => {
+                eprintln!("Error: {e}");
                 failed = true;
             }
         }
