@@ -145,7 +145,10 @@ fn a_detached_container_through_its_life() {
     engine.ok(["kill", "site"]);
     assert_eq!(engine.ok(["wait", "site"]).trim(), "137");
     let pruned = engine.ok(["container", "prune", "-f"]);
-    assert!(pruned.contains(&id), "{pruned}");
+    assert!(
+        pruned.contains(&id) && pruned.contains("Total reclaimed space: "),
+        "{pruned}"
+    );
     assert_nothing_left(&engine);
 }
 

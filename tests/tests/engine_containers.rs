@@ -573,6 +573,22 @@ fn the_image_config_is_merged_with_the_flags_as_docker_merges_it() {
     assert_eq!(info["Config"]["StopTimeout"], 3);
     assert_eq!(info["State"]["Status"], "created");
     engine.ok(["rm", "merged"]);
+    // prune counts what the containers wrote (their upper layers).
+    engine.ok([
+        "run",
+        "--name",
+        "writes",
+        image(),
+        "sh",
+        "-c",
+        "head -c 3000000 /dev/zero > /big",
+    ]);
+    let pruned = engine.ok(["container", "prune", "-f"]);
+    assert!(
+        pruned.ends_with("Total reclaimed space: 3MB\n")
+            || pruned.ends_with("Total reclaimed space: 3.01MB\n"),
+        "{pruned}"
+    );
     assert!(!Path::new(&engine.store().join("containers/names/merged")).exists());
     assert_nothing_left(&engine);
 }

@@ -670,13 +670,16 @@ pub fn prune(engine: &Engine, a: &PruneArgs) -> Result<u8, CliError> {
             return Ok(0);
         }
     }
-    let removed = engine.prune_containers()?;
+    let (removed, reclaimed) = engine.prune_containers()?;
     if !removed.is_empty() {
         println!("Deleted Containers:");
         removed.iter().for_each(|id| println!("{id}"));
         println!();
     }
-    println!("Total reclaimed space: 0B");
+    println!(
+        "Total reclaimed space: {}",
+        crate::format::human_size(reclaimed, 3)
+    );
     Ok(0)
 }
 

@@ -354,19 +354,22 @@ impl Engine {
         Ok(())
     }
 
-    /// `container prune`: removes every container that does not run; returns their ids.
-    pub fn prune_containers(&self) -> Result<Vec<String>, EngineError> {
+    /// `container prune`: removes every container that does not run; returns their ids
+    /// and the bytes their own changes (upper layers) took.
+    pub fn prune_containers(&self) -> Result<(Vec<String>, u64), EngineError> {
         self.reconcile_containers();
-        let mut removed = Vec::new();
+        let (mut removed, mut reclaimed) = (Vec::new(), 0);
         for id in self.containers().ids()? {
             let dir = self.containers().dir(&id);
             if dir.state().is_ok_and(|s| !s.is_live()) {
+                let size = bulwark_store::upper_usage(&self.store, &id);
                 if let Ok(id) = self.remove_container(&id, false) {
                     removed.push(id);
+                    reclaimed += size;
                 }
             }
         }
-        Ok(removed)
+        Ok((removed, reclaimed))
     }
 }
 
