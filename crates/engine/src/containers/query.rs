@@ -184,14 +184,53 @@ fn process_row(pid: i32) -> Option<[String; 8]> {
         .replace('\0', " ")
         .trim_end()
         .to_owned();
-    let secs = ticks / 100;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|hz| *hz > 0)
+        .unwrap_or(100) as u64;
+    let started: u64 = fields.get(19)?.parse().ok()?;
+    // ps's columns: C is the CPU use over the process's life in percent, STIME its start
+    // (HH:MM, UTC), TTY its terminal (pts/N) or ?.
+    let uptime = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| u.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let alive = (uptime * hz as f64) as u64 - started.min((uptime * hz as f64) as u64);
+    let cpu = (ticks * 100).checked_div(alive).unwrap_or(0);
+    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|b| b.trim().parse::<u64>().ok())
+    });
+    let stime = boot.map_or_else(
+        || "-".to_owned(),
+        |boot| {
+            let at = (boot + started / hz) % 86_400;
+            format!("{:02}:{:02}", at / 3600, at / 60 % 60)
+        },
+    );
+    let tty_nr: u64 = fields.get(4)?.parse().ok()?;
+    let tty = match tty_nr {
+        0 => "?".to_owned(),
+        // Pseudo-terminals are majors 136-143.
+        n if (136..=143).contains(&((n >> 8) & 0xfff)) => {
+            format!("pts/{}", (n & 0xff) | ((n >> 12) & 0xfff00))
+        }
+        n => format!(
+            "{}:{}",
+            (n >> 8) & 0xfff,
+            (n & 0xff) | ((n >> 12) & 0xfff00)
+        ),
+    };
+    let secs = ticks / hz;
     Some([
         uid,
         pid.to_string(),
         ppid,
-        "0".into(),
-        "-".into(),
-        "?".into(),
+        cpu.to_string(),
+        stime,
+        tty,
         format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
         cmd,
     ])
