@@ -33,6 +33,30 @@ fn run_in_the_foreground_relays_output_and_returns_the_exit_code() {
     );
     out.assert_code(4);
     assert_eq!(out.stdout, "from-stdin\n");
+    // A signal sent to the client goes to the container (Docker's --sig-proxy).
+    let mut client = engine
+        .command([
+            "run",
+            "--rm",
+            "--name",
+            "proxied",
+            image(),
+            "sh",
+            "-c",
+            "trap 'echo got-int; exit 9' INT; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the container is ready", || {
+        engine.cmd(["logs", "proxied"]).stdout == "ready\n"
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(client.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(client.wait().unwrap().code(), Some(9));
     assert_nothing_left(&engine);
 }
 

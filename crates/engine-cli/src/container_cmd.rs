@@ -500,6 +500,11 @@ fn attached(
             return Err(CliError::run(e));
         }
     };
+    // Docker's --sig-proxy: without a terminal (where ^C is input), the signals a user
+    // sends this command go to the container.
+    if !tty {
+        proxy_signals(engine, id);
+    }
     let copy = |from: OwnedFd, to: fn() -> Box<dyn Write + Send>| {
         std::thread::spawn(move || {
             let mut from = std::fs::File::from(from);
@@ -536,6 +541,38 @@ fn attached(
         engine.wait_removed(id, std::time::Duration::from_secs(120));
     }
     Ok(code.clamp(0, 255) as u8)
+}
+
+/// Forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to this process to the container,
+/// from a thread of its own (blocked here first, so the threads started after this one
+/// leave them to it).
+fn proxy_signals(engine: &Engine, id: &str) {
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let mut set = SigSet::empty();
+    for signal in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        set.add(signal);
+    }
+    if set.thread_block().is_err() {
+        return;
+    }
+    let Ok(fd) = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC) else {
+        let _ = set.thread_unblock();
+        return;
+    };
+    let (engine, id) = (engine.clone(), id.to_owned());
+    std::thread::spawn(move || {
+        while let Ok(Some(info)) = fd.read_signal() {
+            if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
+                let _ = engine.kill_container(&id, Some(signal.as_str()));
+            }
+        }
+    });
 }
 
 fn window_size() -> Option<(u16, u16)> {
