@@ -79,6 +79,10 @@ impl Engine {
     /// id (`sha256:...`) or a prefix of at least 4 hex digits of one.
     pub fn resolve(&self, what: &str) -> Result<ImageRecord, EngineError> {
         let names = self.store.names()?;
+        // A stored name found without building the reference regex (see lookup_key).
+        if let Some(id) = ImageName::lookup_key(what).and_then(|key| names.tags.get(&key)) {
+            return self.record(id, what);
+        }
         let hex = what.strip_prefix("sha256:").unwrap_or(what);
         let looks_like_id = hex.len() >= 4
             && hex.len() <= 64
