@@ -380,7 +380,7 @@ fn killed_inits_monitors_and_clients_are_noticed_and_cleaned_up() {
         assert_nothing_left(&engine);
     }
     // `bulwark run -d` killed at every stage: whatever it made goes with rm -f.
-    for delay_ms in [0u64, 10, 40, 100] {
+    for delay_ms in [0u64, 5, 10, 15, 20, 25, 30, 40, 60, 100] {
         let mut run = engine
             .command(["run", "-d", "--name", "partial", image(), "sleep", "1000"])
             .spawn()

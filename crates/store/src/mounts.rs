@@ -269,6 +269,21 @@ impl Store {
         Ok(Mounted { record, merged })
     }
 
+    /// Removes what a `mount` killed part-way left of the root filesystem `name` (it has
+    /// no record yet): the mount if it was made, and its directories. The caller holds
+    /// the store lock.
+    pub fn remove_unfinished_mount(&self, name: &str) -> Result<(), StoreError> {
+        if !valid_name(name) || self.mount_record(name)?.is_some() {
+            return Ok(());
+        }
+        let home = self.mount_home(name);
+        if !home.exists() {
+            return Ok(());
+        }
+        let _ = nix::mount::umount2(&home.join("merged"), MntFlags::MNT_DETACH);
+        remove_dir(&home)
+    }
+
     /// Unmounts and removes the root filesystem `name`, its upper layer with it.
     pub fn umount(&self, name: &str) -> Result<MountRecord, StoreError> {
         let record = self.mount_record(name)?.ok_or_else(|| StoreError::Mount {

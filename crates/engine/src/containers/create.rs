@@ -314,9 +314,14 @@ impl Engine {
 
     /// Removes what `create` made for a container (its mount, name and directory).
     pub(crate) fn discard(&self, dir: &ContainerDir, name: &str) {
-        if self.store.mount_record(&dir.id).ok().flatten().is_some() {
-            if let Ok(_lock) = self.store.lock() {
-                let _ = self.store.umount(&dir.id);
+        if let Ok(_lock) = self.store.lock() {
+            match self.store.mount_record(&dir.id) {
+                Ok(Some(_)) => {
+                    let _ = self.store.umount(&dir.id);
+                }
+                _ => {
+                    let _ = self.store.remove_unfinished_mount(&dir.id);
+                }
             }
         }
         self.containers().release_name(name, &dir.id);

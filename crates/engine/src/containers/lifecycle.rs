@@ -271,9 +271,15 @@ impl Engine {
         if bulwark_runtime::state_of(&self.runtime_root(), &dir.id).is_ok() {
             let _ = bulwark_runtime::delete(&self.runtime_root(), &dir.id, true);
         }
-        if self.store.mount_record(&dir.id)?.is_some() {
+        {
             let _store = self.store.lock()?;
-            self.store.umount(&dir.id)?;
+            match self.store.mount_record(&dir.id)? {
+                Some(_) => {
+                    self.store.umount(&dir.id)?;
+                }
+                // A `create` killed while it mounted leaves a root filesystem without a record.
+                None => self.store.remove_unfinished_mount(&dir.id)?,
+            }
         }
         self.event("destroy", &dir, &[]);
         self.containers().release_name(&record.name, &dir.id);
