@@ -24,6 +24,33 @@ pub fn monitor_binary() -> &'static Path {
     MONITOR.get_or_init(|| built_binary("BULWARK_MONITOR", "bulwark-mon", "bulwark-monitor"))
 }
 
+/// The name resolver of user networks: `$BULWARK_DNS`, or `<target>/debug/bulwark-dns`,
+/// built when missing or stale.
+pub fn resolver_binary() -> &'static Path {
+    static DNS: OnceLock<PathBuf> = OnceLock::new();
+    DNS.get_or_init(|| built_binary("BULWARK_DNS", "bulwark-dns", "bulwark-dns"))
+}
+
+/// The engine names its host-wide things after its store (see the engine's
+/// `networks::host_names`): FNV-1a of the store's path.
+fn store_hash(store: &Path) -> String {
+    let text = store.display().to_string();
+    let hash = text.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{hash:08x}")
+}
+
+/// The nftables table (family ip) of the engine whose store is `store`.
+pub fn firewall_table(store: &Path) -> String {
+    format!("bulwark-{}", store_hash(store))
+}
+
+/// The default bridge of the engine whose store is `store`.
+pub fn default_bridge(store: &Path) -> String {
+    format!("bw-d{}", store_hash(store))
+}
+
 /// The engine with a store and client config of its own.
 #[derive(Debug)]
 pub struct Bulwark {
@@ -128,6 +155,7 @@ impl Bulwark {
         command
             .args(args)
             .env("BULWARK_MONITOR", &self.monitor)
+            .env("BULWARK_DNS", resolver_binary())
             .env("HOME", self.home.path())
             .env("DOCKER_CONFIG", self.docker_config())
             .env("BULWARK_CONFIG", self.engine_config())
@@ -223,12 +251,25 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 impl Drop for Bulwark {
     /// Removes what a failed test left running, so its store can go.
     fn drop(&mut self) {
-        if !self.containers_dir().is_dir() {
+        if !self.store().is_dir() {
             return;
         }
         let out = self.cmd(["ps", "-aq", "--no-trunc"]);
         for id in out.stdout.split_whitespace() {
             let _ = self.cmd(["rm", "-f", id]);
         }
+        if self.user.is_some() {
+            return;
+        }
+        // Networks are host-wide: their bridges and rules outlive the store otherwise.
+        let _ = self.cmd(["network", "prune", "-f"]);
+        let _ = Command::new("ip")
+            .args(["link", "del", &default_bridge(&self.store())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &firewall_table(&self.store())])
+            .stderr(Stdio::null())
+            .status();
     }
 }

@@ -31,7 +31,9 @@ mod spec;
 
 pub use bundle::{add_user_namespace, default_config, Bundle};
 pub use clean::{assert_clean, catches_signal, mounts_under, processes_mentioning, wait_until};
-pub use engine_cli::{engine_binary, monitor_binary, Bulwark};
+pub use engine_cli::{
+    default_bridge, engine_binary, firewall_table, monitor_binary, resolver_binary, Bulwark,
+};
 pub use fixture::{runtime_binary, Fixture, CHECKER};
 pub use paths::{target_dir, workspace_root, TempDir};
 pub use process::{default_timeout, field, run_captured, Output, Spawned};

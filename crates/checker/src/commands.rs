@@ -293,6 +293,28 @@ pub fn run_as(uid: &OsStr, command: &[std::ffi::OsString]) -> Result<i32, Usage>
     Ok(1)
 }
 
+/// Answers every UDP datagram on `port` with `echo: ` and the datagram, for ever (the
+/// network tests' UDP server; busybox's nc has no UDP).
+pub fn udp_echo(port: &OsStr) -> Result<i32, Usage> {
+    let port: u16 = number("port", port)?;
+    let socket = match std::net::UdpSocket::bind(("0.0.0.0", port)) {
+        Ok(s) => s,
+        Err(e) => {
+            say(&format!("udp-echo: bind {port}: {e}"));
+            return Ok(1);
+        }
+    };
+    say(&format!("udp-echo: listening on {port}"));
+    let mut buf = [0u8; 2048];
+    loop {
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let mut reply = b"echo: ".to_vec();
+            reply.extend_from_slice(&buf[..n]);
+            let _ = socket.send_to(&reply, from);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,8 @@ const USAGE: &str = "usage: bulwark-check report
        bulwark-check tiocsti
        bulwark-check forks N [HOLD_SECS]
        bulwark-check alloc MIB
-       bulwark-check as UID PROGRAM [ARG...]";
+       bulwark-check as UID PROGRAM [ARG...]
+       bulwark-check udp-echo PORT";
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -62,6 +63,7 @@ fn run(args: &[OsString]) -> Result<i32, Usage> {
         ("forks", [count, hold]) => commands::forks(count, Some(hold)),
         ("alloc", [mib]) => commands::alloc(mib),
         ("as", [uid, command @ ..]) => commands::run_as(uid, command),
+        ("udp-echo", [port]) => commands::udp_echo(port),
         ("", _) => Err(Usage("no command given".into())),
         _ => Err(Usage(format!(
             "unknown command or wrong operands: {args:?}"

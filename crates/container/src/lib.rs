@@ -17,8 +17,8 @@ pub use error::ContainerError;
 pub use layout::{ContainerDir, Containers};
 pub use lock::{FileLock, LockKind};
 pub use record::{
-    Bind, ContainerRecord, HealthConfig, LogDriver, LogMode, LogOptions, Resources, RestartPolicy,
-    RunConfig, Security, Tmpfs,
+    Bind, ContainerRecord, HealthConfig, LogDriver, LogMode, LogOptions, NetworkSettings,
+    Resources, RestartPolicy, RunConfig, Security, Tmpfs,
 };
 pub use restart::{next_delay, should_restart};
 pub use state::{boot_id, now, RunState, Status};

@@ -23,11 +23,35 @@ pub struct ContainerRecord {
     pub security: Security,
     pub binds: Vec<Bind>,
     pub tmpfs: Vec<Tmpfs>,
-    /// `none` or `host`.
+    /// `bridge` (the default network), a network's name, `none`, `host` or
+    /// `container:NAME`.
     pub network: String,
+    /// `-p`, `--ip`, `--dns`... as given (checked by `create`).
+    #[serde(default)]
+    pub net: NetworkSettings,
     pub health: Option<HealthConfig>,
     /// The `bulwark` binary that made it (the monitor runs it for `--rm`).
     pub engine_binary: String,
+}
+
+/// The networking flags of `create` and `run`, as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkSettings {
+    /// `-p` values.
+    pub publish: Vec<String>,
+    /// `-P`: every exposed port to a free host port.
+    pub publish_all: bool,
+    /// The image's `ExposedPorts` and `--expose`, as `80/tcp`.
+    pub exposed: Vec<String>,
+    pub ip: Option<String>,
+    pub aliases: Vec<String>,
+    pub mac: Option<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// `--add-host` values.
+    pub extra_hosts: Vec<String>,
 }
 
 /// The process and its surroundings, in Docker's terms.

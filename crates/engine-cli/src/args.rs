@@ -65,6 +65,11 @@ pub enum Command {
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(crate::network_args::NetworkCommand),
+    /// List port mappings or a specific mapping for the container.
+    Port(crate::network_args::PortArgs),
     /// Download an image from a registry.
     Pull(PullArgs),
     /// Upload an image to a registry.
@@ -323,4 +328,6 @@ pub enum ContainerCommand {
     Cp(crate::container_args::CpArgs),
     /// Attach local standard input, output, and error streams to a running container.
     Attach(crate::container_args::AttachArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(crate::network_args::PortArgs),
 }

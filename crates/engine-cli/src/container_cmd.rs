@@ -390,6 +390,28 @@ fn request(a: &CreateArgs, auto_remove: bool) -> Result<CreateRequest, CliError>
         binds,
         tmpfs,
         network: a.network.clone(),
+        net: bulwark_engine::NetworkSettings {
+            publish: a.publish.clone(),
+            publish_all: a.publish_all,
+            exposed: a
+                .expose
+                .iter()
+                .map(|e| {
+                    if e.contains('/') {
+                        e.clone()
+                    } else {
+                        format!("{e}/tcp")
+                    }
+                })
+                .collect(),
+            ip: a.ip.clone(),
+            aliases: a.network_alias.clone(),
+            mac: a.mac_address.clone(),
+            dns: a.dns.clone(),
+            dns_search: a.dns_search.clone(),
+            dns_options: a.dns_option.clone(),
+            extra_hosts: a.add_host.clone(),
+        },
         health,
         no_healthcheck: a.no_healthcheck,
     })
@@ -738,7 +760,7 @@ pub fn inspect_any(engine: &Engine, a: &InspectArgs) -> Result<u8, CliError> {
 
 /// Prints what `look` finds for each name (as a JSON array, or through `--format`) and
 /// each failure; fails if one did.
-fn show_inspected(
+pub(crate) fn show_inspected(
     a: &InspectArgs,
     look: impl Fn(&str) -> Result<Value, String>,
 ) -> Result<u8, CliError> {

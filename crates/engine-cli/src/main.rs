@@ -11,6 +11,8 @@ mod format;
 mod images_cmd;
 mod login_cmd;
 mod mount_cmd;
+mod network_args;
+mod network_cmd;
 mod progress;
 mod transfer_cmd;
 
@@ -143,6 +145,20 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Image(ImageCommand::Mount(a)) => mount_cmd::mount(&engine()?, &a),
         Command::Image(ImageCommand::Umount(a)) => mount_cmd::umount(&engine()?, &a),
         Command::Unshare(a) => mount_cmd::unshare(&a),
+        Command::Network(n) => {
+            use network_args::NetworkCommand as N;
+            let engine = engine()?;
+            match n {
+                N::Create(a) => network_cmd::create(&engine, &a),
+                N::Ls(a) => network_cmd::ls(&engine, &a),
+                N::Inspect(a) => network_cmd::inspect(&engine, &a),
+                N::Rm(a) => network_cmd::rm(&engine, &a),
+                N::Prune(a) => network_cmd::prune(&engine, &a),
+            }
+        }
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
+            network_cmd::port(&engine()?, &a)
+        }
     }
 }
 

@@ -34,6 +34,23 @@ pub struct EngineConfig {
     /// The per-container monitor (default: `bulwark-mon` beside `bulwark`).
     #[serde(skip)]
     pub monitor: PathBuf,
+    /// The network of containers that name none (`bridge`; `none` on hosts without
+    /// bridges, as dockerd's `--bridge=none`). Without root it is always `none`.
+    pub default_network: String,
+    /// The name resolver of user-defined networks (`bulwark-dns`).
+    #[serde(default = "default_resolver")]
+    pub resolver: PathBuf,
+}
+
+fn beside_engine(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn default_resolver() -> PathBuf {
+    beside_engine("bulwark-dns")
 }
 
 impl Default for EngineConfig {
@@ -47,10 +64,9 @@ impl Default for EngineConfig {
             unpacker: PathBuf::from("/proc/self/exe"),
             runtime_root: PathBuf::from("/run/bulwark"),
             init_path: PathBuf::from("/usr/bin/tini-static"),
-            monitor: std::env::current_exe()
-                .ok()
-                .and_then(|exe| Some(exe.parent()?.join("bulwark-mon")))
-                .unwrap_or_else(|| PathBuf::from("bulwark-mon")),
+            monitor: beside_engine("bulwark-mon"),
+            resolver: default_resolver(),
+            default_network: "bridge".into(),
         }
     }
 }
@@ -114,6 +130,15 @@ impl EngineConfig {
         }
         if let Some(monitor) = std::env::var_os("BULWARK_MONITOR").filter(|m| !m.is_empty()) {
             config.monitor = PathBuf::from(monitor);
+        }
+        if let Some(network) = std::env::var("BULWARK_DEFAULT_NETWORK")
+            .ok()
+            .filter(|m| !m.is_empty())
+        {
+            config.default_network = network;
+        }
+        if let Some(resolver) = std::env::var_os("BULWARK_DNS").filter(|m| !m.is_empty()) {
+            config.resolver = PathBuf::from(resolver);
         }
         config.rootless = rootless;
         Ok(config)

@@ -50,6 +50,9 @@ pub enum EngineError {
     /// A container in a state the command cannot take.
     #[error("{0}")]
     Conflict(String),
+    /// A network that is not there, or one already there.
+    #[error("{0}")]
+    Network(String),
     #[error("{0}")]
     Other(String),
 }

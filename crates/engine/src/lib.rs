@@ -10,6 +10,7 @@ mod error;
 mod images;
 mod login;
 mod mounts;
+mod networks;
 mod pull;
 mod push;
 mod save;
@@ -17,10 +18,12 @@ mod unpack;
 pub mod userns;
 
 pub use archive::{ArchiveFormat, Loaded};
+pub use bulwark_network::{ports::PortMapping, NetworkRecord};
 pub use bulwark_policy::DEFAULT as DEFAULT_PROFILE;
 pub use bulwark_runtime::parse_signal;
 pub use config::EngineConfig;
 pub use containers::{human_duration, Booted, ContainerStats, UpdateRequest};
+pub use networks::{NetworkCreateRequest, PREDEFINED as PREDEFINED_NETWORKS};
 
 /// Re-executes this process from a sealed copy of its binary (see
 /// `bulwark_runtime::seal`) before it joins a container.
@@ -34,8 +37,8 @@ pub fn window_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
 }
 pub use bulwark_container::{
     logs::{Entry as LogEntry, LogFilter, Stream},
-    Bind, Containers, HealthConfig, LogDriver, LogMode, LogOptions, Resources, RestartPolicy,
-    Security, Status, Tmpfs,
+    Bind, Containers, HealthConfig, LogDriver, LogMode, LogOptions, NetworkSettings, Resources,
+    RestartPolicy, Security, Status, Tmpfs,
 };
 pub use containers::{
     cap_name, Attach, Attachment, ContainerSummary, CopyEnd, CreateRequest, Created, Ended,

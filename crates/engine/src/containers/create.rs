@@ -38,8 +38,11 @@ pub struct CreateRequest {
     pub security: Security,
     pub binds: Vec<Bind>,
     pub tmpfs: Vec<Tmpfs>,
-    /// `none` (the default until bridges land) or `host`.
+    /// `bridge` (the default as root), a network's name, `none` (the default without
+    /// root), `host` or `container:NAME`.
     pub network: Option<String>,
+    /// `-p`, `-P`, `--ip`, `--dns`, `--add-host`...
+    pub net: bulwark_container::NetworkSettings,
     pub health: Option<HealthConfig>,
     pub no_healthcheck: bool,
 }
@@ -147,7 +150,7 @@ fn health(request: &CreateRequest, image: &Value) -> Option<HealthConfig> {
     })
 }
 
-fn random_hex(bytes: usize) -> Result<String, EngineError> {
+pub(crate) fn random_hex(bytes: usize) -> Result<String, EngineError> {
     use std::io::Read;
     let mut raw = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom")
@@ -198,12 +201,18 @@ impl Engine {
                 self.config.init_path.display()
             )));
         }
-        let network = request.network.clone().unwrap_or_else(|| "none".into());
-        if !matches!(network.as_str(), "none" | "host") {
-            return Err(EngineError::InvalidArgument(format!(
-                "network {network} not found (this build has `none` and `host`; bridge networks come with the networking work)"
-            )));
+        let network = request
+            .network
+            .clone()
+            .unwrap_or_else(|| match self.config.rootless {
+                true => "none".into(),
+                false => self.config.default_network.clone(),
+            });
+        let mut net = request.net.clone();
+        if let Some(exposed) = image_config["ExposedPorts"].as_object() {
+            net.exposed.extend(exposed.keys().cloned());
         }
+        let network = self.check_network(&network, &net)?;
         let mut warnings = Vec::new();
         let r = &request.resources;
         if self.config.rootless
@@ -279,6 +288,7 @@ impl Engine {
                 binds: request.binds.clone(),
                 tmpfs: request.tmpfs.clone(),
                 network,
+                net,
                 health: health(request, image_config),
                 engine_binary: std::env::current_exe()
                     .map(|p| p.display().to_string())
@@ -290,8 +300,10 @@ impl Engine {
                 let _lock = self.store.lock()?;
                 self.store.mount(&id, &image, Overlay::Auto)?
             };
+            let files = self.join(&record, &dir)?;
             let mut config =
                 super::spec::oci_config(&record, &mounted.merged, self.config.rootless)?;
+            super::spec::add_network(&mut config, &files);
             if record.run.init {
                 super::spec::add_init(&mut config, &self.config.init_path);
             }
@@ -314,6 +326,7 @@ impl Engine {
 
     /// Removes what `create` made for a container (its mount, name and directory).
     pub(crate) fn discard(&self, dir: &ContainerDir, name: &str) {
+        self.leave(dir);
         if let Ok(_lock) = self.store.lock() {
             match self.store.mount_record(&dir.id) {
                 Ok(Some(_)) => {

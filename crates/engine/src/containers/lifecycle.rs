@@ -281,6 +281,7 @@ impl Engine {
                 None => self.store.remove_unfinished_mount(&dir.id)?,
             }
         }
+        self.leave(&dir);
         self.event("destroy", &dir, &[]);
         self.containers().release_name(&record.name, &dir.id);
         std::fs::remove_dir_all(&dir.dir).map_err(io("removing the container's directory"))?;

@@ -13,6 +13,7 @@ mod spec;
 
 pub use attach::Attachment;
 pub use copy::CopyEnd;
+pub(crate) use create::random_hex;
 pub use create::{CreateRequest, Created};
 pub use events::EventFilter;
 pub use exec::{ExecRequest, Execution};

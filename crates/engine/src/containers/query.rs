@@ -106,14 +106,17 @@ impl Engine {
         let record = dir.record()?;
         let state = dir.state()?;
         let mount = self.store.mount_record(&dir.id)?;
-        Ok(inspect_json(
+        let networks = self.network_settings(&dir, &record);
+        let mut inspected = inspect_json(
             &dir,
             &record,
             &state,
             mount
                 .is_some()
                 .then(|| self.store.root().join("mounts").join(&dir.id)),
-        ))
+        );
+        inspected["NetworkSettings"] = networks;
+        Ok(inspected)
     }
 
     /// `logs`: the lines the filter admits, given to `show` (which returns false to

@@ -330,3 +330,20 @@ fn swap_accounted() -> bool {
             .is_ok_and(|c| c.contains("memory"))
             && Path::new("/sys/fs/cgroup/init.scope/memory.swap.max").exists()
 }
+
+/// The container's network: the namespace `join` pinned (or another container's), and
+/// the `hosts`, `hostname` and `resolv.conf` written for it, bound over the image's.
+pub(super) fn add_network(config: &mut Value, files: &crate::networks::NetFiles) {
+    if let Some(path) = &files.netns {
+        if let Some(namespaces) = config["linux"]["namespaces"].as_array_mut() {
+            for ns in namespaces.iter_mut().filter(|n| n["type"] == "network") {
+                ns["path"] = json!(path);
+            }
+        }
+    }
+    if let (Some(etc), Some(mounts)) = (&files.etc, config["mounts"].as_array_mut()) {
+        for name in ["hosts", "hostname", "resolv.conf"] {
+            mounts.push(json!({"destination": format!("/etc/{name}"), "type": "bind", "source": etc.join(name), "options": ["rbind", "rprivate"]}));
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! What is kept about a network and about a container's place on it.
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// The network Docker users get when they name none.
+pub const DEFAULT_NETWORK: &str = "bridge";
+
+/// A network as `network create` made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub name: String,
+    /// 64 hex digits.
+    pub id: String,
+    /// `bridge`, or the name of a remote driver.
+    pub driver: String,
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    /// Where automatic addresses come from (inside `subnet`); `None`: all of it.
+    pub ip_range: Option<Ipv4Net>,
+    /// No way out: no NAT, no forwarding beyond the bridge.
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+    /// RFC 3339.
+    pub created: String,
+    /// The Linux bridge's name.
+    pub bridge: String,
+}
+
+impl NetworkRecord {
+    /// Whether containers on it find each other by name (user-defined networks do; the
+    /// default `bridge` does not, as in Docker).
+    pub fn has_names(&self) -> bool {
+        self.name != DEFAULT_NETWORK
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+}
+
+/// A container's attachment to one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The network's name and id when it was joined.
+    pub network: String,
+    pub network_id: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    /// `02:42:...` as Docker shows it.
+    pub mac: String,
+    /// The interface inside (`eth0`, `eth1`...).
+    pub interface: String,
+    /// The veth's end on the host.
+    pub host_interface: String,
+    /// Names it answers to on this network besides the container's name.
+    pub aliases: Vec<String>,
+}
+
+/// All a container's networking, kept in its directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The persistent network namespace (a bind mount), if the container has its own.
+    pub netns: Option<String>,
+    pub endpoints: Vec<Endpoint>,
+    pub ports: Vec<crate::ports::PortMapping>,
+}

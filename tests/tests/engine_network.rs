@@ -1,0 +1,721 @@
+//! Networking, as root on the host: user networks with names and aliases, published TCP
+//! and UDP ports (from the host on 127.0.0.1 and the gateway, from another namespace
+//! acting as an outside host, hairpin from the same bridge), isolation between networks
+//! and of `--internal`, `--network none|host|container:`, the files Docker writes, bad
+//! input and what kills leave. Every address is on bridges, veths and namespaces made
+//! here; traffic stays on them and on loopback.
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use bulwark_tests::{wait_until, Bulwark};
+use serde_json::Value;
+use support::{assert_nothing_left, engine, image, inspect};
+
+fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("running a host tool");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace with a veth to the host: a host "outside" the bridges.
+struct Outside {
+    name: String,
+    host_end: String,
+    host_ip: Ipv4Addr,
+    ip: Ipv4Addr,
+}
+
+impl Outside {
+    fn new(octet: u8) -> Outside {
+        let name = format!("bwt-out-{}-{octet}", std::process::id());
+        let host_end = format!("bwto{}{octet}", std::process::id() % 10000);
+        let host_ip = Ipv4Addr::new(10, 250, octet, 1);
+        let ip = Ipv4Addr::new(10, 250, octet, 2);
+        sh(&["ip", "netns", "add", &name]);
+        sh(&[
+            "ip", "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &name,
+        ]);
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{host_ip}/24"),
+            "dev",
+            &host_end,
+        ]);
+        sh(&["ip", "link", "set", &host_end, "up"]);
+        for args in [
+            vec![
+                "ip",
+                "addr",
+                "add",
+                &format!("{ip}/24") as &str,
+                "dev",
+                "eth0",
+            ],
+            vec!["ip", "link", "set", "eth0", "up"],
+            vec!["ip", "link", "set", "lo", "up"],
+            vec![
+                "ip",
+                "route",
+                "add",
+                "default",
+                "via",
+                &host_ip.to_string() as &str,
+            ],
+        ] {
+            let mut full = vec!["ip", "netns", "exec", &name];
+            full.extend(args);
+            sh(&full);
+        }
+        Outside {
+            name,
+            host_end,
+            host_ip,
+            ip,
+        }
+    }
+
+    /// Runs a command in the namespace.
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .expect("ip netns exec")
+    }
+
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .spawn()
+            .expect("ip netns exec")
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_end])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// `GET /hostname` from a container's `httpd -h /etc`.
+fn http_hostname(addr: (Ipv4Addr, u16)) -> Result<String, String> {
+    let mut stream = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(20))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /hostname HTTP/1.0\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    Ok(text)
+}
+
+fn serve_http(engine: &Bulwark, extra: &[&str]) -> String {
+    let mut args = vec!["run", "-d"];
+    args.extend(extra);
+    args.extend([image(), "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    engine.ok(args).trim().to_owned()
+}
+
+fn hostname_of(engine: &Bulwark, id: &str) -> String {
+    engine
+        .ok(["inspect", "-f", "{{.Config.Hostname}}", id])
+        .trim()
+        .to_owned()
+}
+
+fn network_of(engine: &Bulwark, id: &str, network: &str) -> Value {
+    inspect(engine, id)["NetworkSettings"]["Networks"][network].clone()
+}
+
+/// A shell line run in a new container on `network`; its output.
+fn from_container(engine: &Bulwark, network: &str, script: &str) -> bulwark_tests::Output {
+    engine.cmd([
+        "run",
+        "--rm",
+        "--network",
+        network,
+        image(),
+        "sh",
+        "-c",
+        script,
+    ])
+}
+
+#[test]
+fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
+    let engine = engine();
+    let id = engine.ok(["network", "create", "names"]).trim().to_owned();
+    assert_eq!(id.len(), 64, "{id}");
+    let server = serve_http(
+        &engine,
+        &[
+            "--name",
+            "web",
+            "--network",
+            "names",
+            "--network-alias",
+            "frontdoor",
+        ],
+    );
+    let hostname = hostname_of(&engine, &server);
+    let ip = network_of(&engine, &server, "names")["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = from_container(
+        &engine,
+        "names",
+        "for n in web frontdoor; do printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 30 $n 80; done; nslookup web; cat /etc/resolv.conf",
+    );
+    out.assert_success();
+    assert_eq!(out.stdout.matches(&hostname).count(), 2, "{out}");
+    assert!(out.stdout.contains(&format!("Address: {ip}")), "{out}");
+    let gateway = network_of(&engine, &server, "names")["Gateway"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        out.stdout.contains(&format!("nameserver {gateway}")),
+        "{out}"
+    );
+    // The default bridge has no names, as Docker's has none.
+    let plain = serve_http(&engine, &["--name", "plainweb"]);
+    let out = from_container(&engine, "bridge", "nslookup plainweb; cat /etc/resolv.conf");
+    assert!(
+        !out.stdout.contains(
+            &network_of(&engine, &plain, "bridge")["IPAddress"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        ),
+        "{out}"
+    );
+    // inspect shows both ends.
+    let net: Value = serde_json::from_str(&engine.ok(["network", "inspect", "names"])).unwrap();
+    assert_eq!(net[0]["Containers"][&server]["Name"], "web", "{net}");
+    engine.ok(["rm", "-f", &server, &plain]);
+    engine.ok(["network", "rm", "names"]);
+    assert_nothing_left(&engine);
+}
+
+#[test]
+fn published_ports_answer_from_everywhere_without_a_proxy() {
+    let engine = engine();
+    let outside = Outside::new(11);
+    let server = serve_http(&engine, &["-p", "18080:80", "--name", "pub"]);
+    let hostname = hostname_of(&engine, &server);
+    let gateway: Ipv4Addr = network_of(&engine, &server, "bridge")["Gateway"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        engine.ok(["port", &server]).trim(),
+        "80/tcp -> 0.0.0.0:18080"
+    );
+    for target in [Ipv4Addr::LOCALHOST, gateway, outside.host_ip] {
+        let text = http_hostname((target, 18080)).unwrap_or_else(|e| panic!("{target}:18080: {e}"));
+        assert!(text.contains(&hostname), "{target}: {text}");
+    }
+    // From another host: the outside namespace, to the host's address on its link.
+    let out = outside.run(&[
+        "sh",
+        "-c",
+        &format!(
+            "printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 30 {} 18080",
+            outside.host_ip
+        ),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&hostname),
+        "outside: {out:?}"
+    );
+    // Hairpin: a container on the same bridge through the gateway's published port.
+    let out = from_container(
+        &engine,
+        "bridge",
+        &format!("printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 30 {gateway} 18080"),
+    );
+    assert!(out.stdout.contains(&hostname), "hairpin: {out}");
+    // No proxy process: only the container's own (its monitor and httpd).
+    let proxies = bulwark_tests::processes_mentioning("18080");
+    assert!(proxies.is_empty(), "a process holds the port: {proxies:?}");
+    // UDP, and a host port left to us.
+    let udp = engine
+        .ok([
+            "run",
+            "-d",
+            "-p",
+            "127.0.0.1::9999/udp",
+            image(),
+            "bulwark-check",
+            "udp-echo",
+            "9999",
+        ])
+        .trim()
+        .to_owned();
+    let shown = engine.ok(["port", &udp, "9999/udp"]);
+    let port: u16 = shown
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{shown}"));
+    assert!(shown.starts_with("127.0.0.1:"), "{shown}");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut answer = String::new();
+    wait_until("the UDP echo answers through its published port", || {
+        let _ = socket.send_to(b"ping", ("127.0.0.1", port));
+        let mut buf = [0u8; 64];
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+                true
+            }
+            Err(_) => false,
+        }
+    });
+    assert_eq!(answer, "echo: ping");
+    // -P: every exposed port to a free one.
+    let all = engine
+        .ok([
+            "run",
+            "-d",
+            "--expose",
+            "80",
+            "-P",
+            image(),
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ])
+        .trim()
+        .to_owned();
+    let shown = engine.ok(["port", &all]);
+    let port: u16 = shown
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{shown}"));
+    assert!(http_hostname((Ipv4Addr::LOCALHOST, port))
+        .unwrap()
+        .contains(&hostname_of(&engine, &all)));
+    let inspected = inspect(&engine, &server);
+    assert_eq!(
+        inspected["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"], "18080",
+        "{inspected}"
+    );
+    engine.ok(["rm", "-f", &server, &udp, &all]);
+    assert!(
+        http_hostname((Ipv4Addr::LOCALHOST, 18080)).is_err(),
+        "the port still answers after rm"
+    );
+    assert_nothing_left(&engine);
+}
+
+#[test]
+fn networks_are_isolated_and_internal_ones_have_no_way_out() {
+    let engine = engine();
+    let outside = Outside::new(12);
+    let mut listener = outside.spawn(&[
+        "busybox",
+        "nc",
+        "-ll",
+        "-p",
+        "7777",
+        "-e",
+        "echo",
+        "outside-answers",
+    ]);
+    engine.ok(["network", "create", "left"]);
+    engine.ok(["network", "create", "right"]);
+    engine.ok(["network", "create", "--internal", "sealed"]);
+    let server = serve_http(&engine, &["--network", "left"]);
+    let ip = network_of(&engine, &server, "left")["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let probe = format!("printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 10 {ip} 80");
+    let same = from_container(&engine, "left", &probe);
+    assert!(
+        same.stdout.contains(&hostname_of(&engine, &server)),
+        "same network: {same}"
+    );
+    let other = from_container(&engine, "right", &probe);
+    assert!(
+        !other.stdout.contains("200 OK"),
+        "another network reached it: {other}"
+    );
+    // The way out (NAT) from a normal network, none from an internal one.
+    let out_probe = format!("nc -w 10 {} 7777 </dev/null", outside.ip);
+    let out = from_container(&engine, "right", &out_probe);
+    assert!(out.stdout.contains("outside-answers"), "no way out: {out}");
+    let sealed = from_container(&engine, "sealed", &format!("{out_probe}; ip route"));
+    assert!(
+        !sealed.stdout.contains("outside-answers"),
+        "internal network got out: {sealed}"
+    );
+    assert!(!sealed.stdout.contains("default"), "{sealed}");
+    let _ = listener.kill();
+    let _ = listener.wait();
+    engine.ok(["rm", "-f", &server]);
+    let removed = engine.ok(["network", "prune", "-f"]);
+    for name in ["left", "right", "sealed"] {
+        assert!(removed.contains(name), "{removed}");
+    }
+    assert_nothing_left(&engine);
+}
+
+#[test]
+fn none_host_and_container_modes_and_the_files_docker_writes() {
+    let engine = engine();
+    let out = engine.ok([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        image(),
+        "sh",
+        "-c",
+        "ls /sys/class/net; cat /etc/hosts",
+    ]);
+    assert_eq!(out.lines().next(), Some("lo"), "{out}");
+    let host_links = sh(&["ls", "/sys/class/net"]);
+    let out = engine.ok([
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        image(),
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(out.trim(), host_links.trim());
+    let first = engine
+        .ok([
+            "run",
+            "-d",
+            "--hostname",
+            "first",
+            "--add-host",
+            "db:10.1.2.3",
+            "--add-host",
+            "gw:host-gateway",
+            "--dns",
+            "10.9.9.9",
+            "--dns-search",
+            "example.test",
+            "--dns-option",
+            "ndots:2",
+            "--mac-address",
+            "02:42:0a:0b:0c:0d",
+            image(),
+            "sleep",
+            "600",
+        ])
+        .trim()
+        .to_owned();
+    let settings = network_of(&engine, &first, "bridge");
+    let (ip, gateway) = (
+        settings["IPAddress"].as_str().unwrap(),
+        settings["Gateway"].as_str().unwrap(),
+    );
+    assert_eq!(settings["MacAddress"], "02:42:0a:0b:0c:0d");
+    let files = engine.ok([
+        "exec",
+        &first,
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf /etc/hostname; cat /sys/class/net/eth0/address",
+    ]);
+    for line in [
+        "127.0.0.1\tlocalhost",
+        "10.1.2.3\tdb",
+        &format!("{gateway}\tgw"),
+        &format!("{ip}\tfirst"),
+        "nameserver 10.9.9.9",
+        "search example.test",
+        "options ndots:2",
+        "02:42:0a:0b:0c:0d",
+    ] {
+        assert!(files.contains(line), "{line:?} missing from:\n{files}");
+    }
+    assert_eq!(
+        files.lines().filter(|l| *l == "first").count(),
+        1,
+        "{files}"
+    );
+    let joined = engine.ok([
+        "run",
+        "--rm",
+        "--network",
+        &format!("container:{first}"),
+        image(),
+        "sh",
+        "-c",
+        "ip -4 addr show eth0",
+    ]);
+    assert!(joined.contains(&format!("inet {ip}/")), "{joined}");
+    engine.ok(["rm", "-f", &first]);
+    assert_nothing_left(&engine);
+}
+
+#[test]
+fn bad_network_input_is_named_and_leaves_nothing_behind() {
+    let engine = engine();
+    engine.ok(["network", "create", "--subnet", "10.251.0.0/16", "taken"]);
+    let bad = |args: &[&str], needle: &str| {
+        let out = engine.cmd(args);
+        assert!(!out.success(), "{args:?} succeeded: {out}");
+        assert!(
+            out.stderr.contains(needle),
+            "{args:?}: {needle:?} not in {out}"
+        );
+    };
+    bad(
+        &["network", "create", "--subnet", "10.251.3.0/24", "overlap"],
+        "overlaps",
+    );
+    bad(
+        &["network", "create", "--subnet", "10.252.0.0/33", "x"],
+        "--subnet",
+    );
+    bad(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.252.0.0/16",
+            "--gateway",
+            "10.9.0.1",
+            "x",
+        ],
+        "--gateway",
+    );
+    bad(&["network", "create", "taken"], "already exists");
+    bad(&["network", "create", "bad/name"], "invalid network name");
+    bad(
+        &["network", "create", "-d", "nosuchdriver", "x"],
+        "nosuchdriver",
+    );
+    bad(&["network", "rm", "bridge"], "pre-defined");
+    bad(&["network", "rm", "nosuchnet"], "nosuchnet");
+    for (flag, value, needle) in [
+        ("--network", "nosuchnet", "network nosuchnet not found"),
+        ("-p", "80:80:80:80", "invalid -p/--publish \"80:80:80:80\""),
+        ("-p", "99999:80", "\"99999:80\""),
+        ("-p", "80/sctp", "sctp"),
+        ("--ip", "10.251.0.300", "--ip"),
+        ("--mac-address", "01:00:00:00:00:00", "--mac-address"),
+        ("--add-host", "nohost", "--add-host"),
+        ("--dns", "not-an-ip", "--dns"),
+    ] {
+        let out = engine.cmd([
+            "run",
+            "--rm",
+            "--network",
+            if flag == "--ip" { "taken" } else { "bridge" },
+            flag,
+            value,
+            image(),
+            "true",
+        ]);
+        if flag == "--network" {
+            let out = engine.cmd(["run", "--rm", flag, value, image(), "true"]);
+            out.assert_code(125);
+            assert!(out.stderr.contains(needle), "{out}");
+            continue;
+        }
+        out.assert_code(125);
+        assert!(out.stderr.contains(needle), "{flag} {value}: {out}");
+    }
+    // A port ours already holds, and one a host program holds.
+    let holder = serve_http(&engine, &["-p", "18181:80"]);
+    bad(
+        &["run", "--rm", "-p", "18181:80", image(), "true"],
+        "port is already allocated",
+    );
+    let _listening = std::net::TcpListener::bind("0.0.0.0:18182").unwrap();
+    bad(
+        &["run", "--rm", "-p", "18182:80", image(), "true"],
+        "already in use",
+    );
+    bad(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "taken",
+            "--ip",
+            "10.251.0.1",
+            image(),
+            "true",
+        ],
+        "--ip",
+    );
+    let user = engine
+        .ok(["run", "-d", "--network", "taken", image(), "sleep", "600"])
+        .trim()
+        .to_owned();
+    bad(&["network", "rm", "taken"], "active endpoints");
+    engine.ok(["rm", "-f", &holder, &user]);
+    engine.ok(["network", "rm", "taken"]);
+    assert_nothing_left(&engine);
+    assert_no_network_leftovers(&engine);
+}
+
+/// No veth, pinned namespace, address claim or DNAT rule of this engine's containers.
+#[track_caller]
+fn assert_no_network_leftovers(engine: &Bulwark) {
+    let links = sh(&["ip", "-o", "link", "show"]);
+    let ids: Vec<String> = std::fs::read_dir(engine.containers_dir())
+        .map(|e| {
+            e.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        ids.iter().all(|n| n == "names" || n == "events.log"),
+        "{ids:?}"
+    );
+    let claims: Vec<String> = std::fs::read_dir(engine.store().join("networks"))
+        .map(|nets| {
+            nets.flatten()
+                .flat_map(|n| {
+                    std::fs::read_dir(n.path().join("ips"))
+                        .map(|e| {
+                            e.flatten()
+                                .map(|e| e.path().display().to_string())
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(claims.is_empty(), "addresses still claimed: {claims:?}");
+    let ruleset = sh(&["nft", "list", "ruleset"]);
+    let table = bulwark_tests::firewall_table(&engine.store());
+    if let Some(start) = ruleset.find(&format!("table ip {table} ")) {
+        let ours = &ruleset[start..];
+        let ours = &ours[..ours.find("\n}").unwrap_or(ours.len())];
+        assert!(!ours.contains("dnat to"), "DNAT rules left: {ours}");
+    }
+    let _ = links;
+}
+
+#[test]
+fn kills_leave_no_veth_namespace_or_rule() {
+    let engine = engine();
+    let before: Vec<String> = sh(&["ip", "-o", "link", "show"])
+        .lines()
+        .filter(|l| l.contains(": vb"))
+        .map(str::to_owned)
+        .collect();
+    // bulwark killed at several points of `run -d -p`.
+    for delay_ms in [5u64, 20, 60, 150, 400] {
+        let mut child = engine
+            .command([
+                "run",
+                "-d",
+                "-p",
+                "18300:80",
+                image(),
+                "httpd",
+                "-f",
+                "-p",
+                "80",
+                "-h",
+                "/etc",
+            ])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // The next command that makes a container collects a half-made one after a while;
+        // `rm -f` of what `ps -a` shows removes finished ones.
+        for id in engine.ok(["ps", "-aq", "--no-trunc"]).split_whitespace() {
+            engine.ok(["rm", "-f", id]);
+        }
+    }
+    // A monitor killed: `rm -f` still removes the container's network.
+    let id = serve_http(&engine, &["-p", "18301:80"]);
+    let monitor = bulwark_tests::processes_mentioning(&id)
+        .into_iter()
+        .find(|(_, cmd)| cmd.contains("bulwark-mon"));
+    if let Some((pid, _)) = monitor {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    engine.ok(["rm", "-f", &id]);
+    // Half-made containers are collected once their maker's lock is free and they are
+    // old enough; `container prune` is such a command.
+    wait_until("half-made containers are collected", || {
+        engine.ok(["container", "prune", "-f"]);
+        std::fs::read_dir(engine.containers_dir())
+            .map(|e| {
+                e.flatten().all(|e| {
+                    let n = e.file_name();
+                    n == "names" || n == "events.log"
+                })
+            })
+            .unwrap_or(true)
+    });
+    engine.ok(["network", "prune", "-f"]);
+    let after: Vec<String> = sh(&["ip", "-o", "link", "show"])
+        .lines()
+        .filter(|l| l.contains(": vb"))
+        .map(str::to_owned)
+        .collect();
+    let new: Vec<&String> = after.iter().filter(|l| !before.contains(l)).collect();
+    let mine: Vec<&&String> = new
+        .iter()
+        .filter(|l| {
+            l.contains("master ") && l.contains(&bulwark_tests::default_bridge(&engine.store()))
+        })
+        .collect();
+    assert!(
+        mine.is_empty(),
+        "veths left on this engine's bridge: {mine:?}"
+    );
+    assert!(http_hostname((Ipv4Addr::LOCALHOST, 18300)).is_err());
+    assert_nothing_left(&engine);
+    assert_no_network_leftovers(&engine);
+}
