@@ -719,3 +719,60 @@ fn kills_leave_no_veth_namespace_or_rule() {
     assert_nothing_left(&engine);
     assert_no_network_leftovers(&engine);
 }
+
+#[test]
+fn connect_disconnect_and_a_lost_namespace_come_back() {
+    let engine = engine();
+    engine.ok(["network", "create", "extra"]);
+    let id = engine
+        .ok(["run", "-d", image(), "sleep", "600"])
+        .trim()
+        .to_owned();
+    let server = serve_http(&engine, &["--name", "peer", "--network", "extra"]);
+    engine.ok(["network", "connect", "--alias", "second", "extra", &id]);
+    let joined = network_of(&engine, &id, "extra");
+    assert!(
+        joined["IPAddress"]
+            .as_str()
+            .is_some_and(|ip| !ip.is_empty()),
+        "{joined}"
+    );
+    let out = engine.ok(["exec", &id, "sh", "-c", "ls /sys/class/net; printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 30 peer 80; nslookup second"]);
+    assert!(out.contains("eth1"), "{out}");
+    assert!(out.contains(&hostname_of(&engine, &server)), "{out}");
+    let own = network_of(&engine, &id, "extra")["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        out.contains(&format!("Address: {own}")),
+        "its alias on the new network: {out}"
+    );
+    engine
+        .cmd(["network", "connect", "extra", &id])
+        .assert_code(1);
+    engine.ok(["network", "disconnect", "extra", &id]);
+    let out = engine.ok(["exec", &id, "ls", "/sys/class/net"]);
+    assert!(!out.contains("eth1"), "{out}");
+    // A reboot takes /run: the pinned namespace and the veth. `start` makes them again
+    // with the same address.
+    let before = network_of(&engine, &id, "bridge")["IPAddress"].clone();
+    engine.ok(["stop", "-t", "1", &id]);
+    let pinned = inspect(&engine, &id)["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sh(&["umount", &pinned]);
+    std::fs::remove_file(&pinned).unwrap();
+    let _ = Command::new("ip")
+        .args(["link", "del", &format!("vb{}0", &id[..11])])
+        .output();
+    engine.ok(["start", &id]);
+    assert_eq!(network_of(&engine, &id, "bridge")["IPAddress"], before);
+    let out = engine.ok(["exec", &id, "ip", "-4", "addr", "show", "eth0"]);
+    assert!(out.contains(before.as_str().unwrap()), "{out}");
+    engine.ok(["rm", "-f", &id, &server]);
+    engine.ok(["network", "rm", "extra"]);
+    assert_nothing_left(&engine);
+    assert_no_network_leftovers(&engine);
+}

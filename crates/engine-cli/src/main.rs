@@ -154,6 +154,8 @@ fn run(cli: Cli) -> Result<u8, CliError> {
                 N::Inspect(a) => network_cmd::inspect(&engine, &a),
                 N::Rm(a) => network_cmd::rm(&engine, &a),
                 N::Prune(a) => network_cmd::prune(&engine, &a),
+                N::Connect(a) => network_cmd::connect(&engine, &a),
+                N::Disconnect(a) => network_cmd::disconnect(&engine, &a),
             }
         }
         Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {

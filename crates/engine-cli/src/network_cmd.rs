@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use crate::error::CliError;
 use crate::format::{tabulate, Template};
 use crate::network_args::{
-    NetworkCreateArgs, NetworkLsArgs, NetworkPruneArgs, NetworkRmArgs, PortArgs,
+    NetworkConnectArgs, NetworkCreateArgs, NetworkDisconnectArgs, NetworkLsArgs, NetworkPruneArgs,
+    NetworkRmArgs, PortArgs,
 };
 
 fn key_values(flag: &str, values: &[String]) -> Result<BTreeMap<String, String>, CliError> {
@@ -190,5 +191,15 @@ pub fn port(engine: &Engine, a: &PortArgs) -> Result<u8, CliError> {
             None => println!("{m}"),
         }
     }
+    Ok(0)
+}
+
+pub fn connect(engine: &Engine, a: &NetworkConnectArgs) -> Result<u8, CliError> {
+    engine.connect_network(&a.network, &a.container, a.ip.as_deref(), &a.alias)?;
+    Ok(0)
+}
+
+pub fn disconnect(engine: &Engine, a: &NetworkDisconnectArgs) -> Result<u8, CliError> {
+    engine.disconnect_network(&a.network, &a.container)?;
     Ok(0)
 }

@@ -35,13 +35,30 @@ fn steps(plan: &ContainerPlan, channel: &Channel) -> Result<(), StepError> {
         false => Trees::default(),
     };
     write_time_offsets(plan)?;
+    // The init shares our channel to the parent, which must hear InitPid (from us) before
+    // anything from the init: the init waits on this gate until we have sent it.
+    let (gate_r, gate_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(StepError::sys("a pipe to order the init after InitPid"))?;
     match clone_process(0).map_err(StepError::sys("forking the container init"))? {
-        Forked::Child => exit_now(init::run(
-            plan,
-            channel,
-            Some(init::Handoff { rootfs, trees }),
-        )),
-        Forked::Parent { pid, .. } => channel.send(&ToParent::InitPid(pid.as_raw())),
+        Forked::Child => {
+            drop(gate_w);
+            let mut byte = [0u8; 1];
+            // EOF (the intermediate died) also opens the gate; the parent then reports
+            // the broken protocol.
+            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(&gate_r, &mut byte) {}
+            drop(gate_r);
+            exit_now(init::run(
+                plan,
+                channel,
+                Some(init::Handoff { rootfs, trees }),
+            ))
+        }
+        Forked::Parent { pid, .. } => {
+            drop(gate_r);
+            let sent = channel.send(&ToParent::InitPid(pid.as_raw()));
+            let _ = nix::unistd::write(&gate_w, &[1]);
+            sent
+        }
     }
 }
 

@@ -114,6 +114,8 @@ impl Engine {
             let _store = self.store.lock()?;
             self.store.remount(&dir.id)?;
         }
+        // And its network namespace is gone with /run.
+        self.restore_network(&dir)?;
         let (sync_r, sync_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io("a pipe"))?;
         // The monitor inherits the write end by number.
         nix::fcntl::fcntl(&sync_w, FcntlArg::F_SETFD(FdFlag::empty()))

@@ -25,7 +25,10 @@ pub struct NetFiles {
 
 const ATTACHMENT: &str = "network.json";
 
-fn write_attachment(dir: &ContainerDir, attachment: &Attachment) -> Result<(), EngineError> {
+pub(super) fn write_attachment(
+    dir: &ContainerDir,
+    attachment: &Attachment,
+) -> Result<(), EngineError> {
     let text = serde_json::to_vec_pretty(attachment).expect("an attachment serializes");
     Ok(bulwark_container::write_atomic(
         &dir.dir.join(ATTACHMENT),
@@ -155,7 +158,7 @@ impl Engine {
             Some(text) => ipam::parse_mac(text).expect("checked by check_network"),
             None => ipam::mac_for(ip),
         };
-        let pinned = self.config.runtime_root.join("netns").join(&record.id);
+        let pinned = self.netns_dir().join(&record.id);
         let endpoint = Endpoint {
             network: network.name.clone(),
             network_id: network.id.clone(),
@@ -214,7 +217,7 @@ impl Engine {
         })
     }
 
-    fn claim_address(
+    pub(super) fn claim_address(
         &self,
         store: &Networks,
         network: &NetworkRecord,
@@ -310,6 +313,33 @@ impl Engine {
         }
     }
 
+    /// Makes again what a reboot took (the namespace pinned under /run, its interfaces,
+    /// the bridge, the rules), keeping the container's addresses.
+    pub(crate) fn restore_network(&self, dir: &ContainerDir) -> Result<(), EngineError> {
+        let Some(attachment) = read_attachment(&dir.dir) else {
+            return Ok(());
+        };
+        let Some(pinned) = attachment.netns.as_deref().map(Path::new) else {
+            return Ok(());
+        };
+        if pinned.exists() {
+            return Ok(());
+        }
+        netns::create(pinned)?;
+        let store = self.networks();
+        for endpoint in &attachment.endpoints {
+            let network = store.get(&endpoint.network_id)?;
+            let driver = self.driver(&network)?;
+            driver.create_network(&network)?;
+            let _ = driver.leave(&network, endpoint);
+            driver.join(&network, endpoint, pinned)?;
+            self.sync_names(&network);
+        }
+        let _lock = store.lock()?;
+        self.sync_firewall_locked(&store)?;
+        Ok(())
+    }
+
     /// Every container's attachment, by container id.
     pub(crate) fn attachments(&self) -> Vec<(String, Attachment)> {
         let containers = self.containers();
@@ -360,13 +390,15 @@ impl Engine {
         let containers = self.containers();
         let store = self.networks();
         store.reconcile(&|id| containers.dir(id).dir.exists());
-        if let Ok(entries) = std::fs::read_dir(self.config.runtime_root.join("netns")) {
+        if let Ok(entries) = std::fs::read_dir(self.netns_dir()) {
             for entry in entries.flatten() {
                 let id = entry.file_name().to_string_lossy().into_owned();
                 if !containers.dir(&id).dir.exists() {
                     netns::remove(&entry.path());
                     if let Ok(link) = bulwark_network::link::Netlink::open() {
-                        let _ = link.delete(&format!("vb{}0", &id[..id.len().min(11)]));
+                        for n in 0..16 {
+                            let _ = link.delete(&format!("vb{}{n:x}", &id[..id.len().min(11)]));
+                        }
                     }
                 }
             }

@@ -1,6 +1,7 @@
 //! Networks: `network create/ls/inspect/rm/prune`, and a container's place on them
 //! (`attach`). The bridge driver is the one built in; the engine reaches every driver
 //! through `bulwark_network::driver::Driver`.
+mod connect;
 mod join;
 mod names;
 mod ports;
@@ -60,6 +61,15 @@ impl Engine {
             self.store.root().join("networks"),
             self.config.runtime_root.join("networks.lock"),
         )
+    }
+
+    /// Where this store's containers' network namespaces are pinned (apart from other
+    /// stores', whose containers this one must not take for leftovers).
+    pub(crate) fn netns_dir(&self) -> std::path::PathBuf {
+        self.config
+            .runtime_root
+            .join("netns")
+            .join(self.host_names().0)
     }
 
     /// The host-wide names this store uses: its nftables table and its default bridge.
