@@ -11,7 +11,10 @@ cd "$(dirname "$0")/.."
 # skopeo and fuse-overlayfs.
 scripts/deps.sh containerd docker.io podman conmon runc crun skopeo docker-registry \
   netavark aardvark-dns catatonit tini iptables iproute2 util-linux uidmap openssl \
-  fuse-overlayfs nftables
+  fuse-overlayfs nftables passt iperf3
+# Rootless networking (pasta) opens /dev/net/tun as the user; Debian's udev makes it 0666,
+# a host without udev (this kind of VM) leaves the kernel's 0600.
+[ -c /dev/net/tun ] && chmod 0666 /dev/net/tun
 scripts/build.sh debug
 cargo build -q -p bulwark-engine-cli -p bulwark-monitor -p bulwark-dns
 export BULWARK_RUNTIME="$PWD/target/debug/bulwark-runtime"

@@ -34,6 +34,7 @@ struct Outside {
     host_end: String,
     host_ip: Ipv4Addr,
     ip: Ipv4Addr,
+    listener: Option<std::process::Child>,
 }
 
 impl Outside {
@@ -84,6 +85,7 @@ impl Outside {
             host_end,
             host_ip,
             ip,
+            listener: None,
         }
     }
 
@@ -96,17 +98,34 @@ impl Outside {
             .expect("ip netns exec")
     }
 
-    fn spawn(&self, args: &[&str]) -> std::process::Child {
-        Command::new("ip")
+    /// Answers `outside-answers` to every TCP connection on port 7777, until dropped.
+    fn listen(&mut self) {
+        let child = Command::new("ip")
             .args(["netns", "exec", &self.name])
-            .args(args)
+            .args([
+                "busybox",
+                "nc",
+                "-ll",
+                "-p",
+                "7777",
+                "-e",
+                "echo",
+                "outside-answers",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("ip netns exec")
+            .expect("ip netns exec");
+        self.listener = Some(child);
     }
 }
 
 impl Drop for Outside {
     fn drop(&mut self) {
+        if let Some(mut child) = self.listener.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = Command::new("ip")
             .args(["link", "del", &self.host_end])
             .output();
@@ -349,17 +368,8 @@ fn published_ports_answer_from_everywhere_without_a_proxy() {
 #[test]
 fn networks_are_isolated_and_internal_ones_have_no_way_out() {
     let engine = engine();
-    let outside = Outside::new(12);
-    let mut listener = outside.spawn(&[
-        "busybox",
-        "nc",
-        "-ll",
-        "-p",
-        "7777",
-        "-e",
-        "echo",
-        "outside-answers",
-    ]);
+    let mut outside = Outside::new(12);
+    outside.listen();
     engine.ok(["network", "create", "left"]);
     engine.ok(["network", "create", "right"]);
     engine.ok(["network", "create", "--internal", "sealed"]);
@@ -389,8 +399,6 @@ fn networks_are_isolated_and_internal_ones_have_no_way_out() {
         "internal network got out: {sealed}"
     );
     assert!(!sealed.stdout.contains("default"), "{sealed}");
-    let _ = listener.kill();
-    let _ = listener.wait();
     engine.ok(["rm", "-f", &server]);
     let removed = engine.ok(["network", "prune", "-f"]);
     for name in ["left", "right", "sealed"] {
@@ -773,6 +781,169 @@ fn connect_disconnect_and_a_lost_namespace_come_back() {
     assert!(out.contains(before.as_str().unwrap()), "{out}");
     engine.ok(["rm", "-f", &id, &server]);
     engine.ok(["network", "rm", "extra"]);
+    assert_nothing_left(&engine);
+    assert_no_network_leftovers(&engine);
+}
+
+#[test]
+fn rootless_containers_get_pasta_with_published_ports() {
+    let engine = Bulwark::rootless();
+    engine.ok(["pull", "-q", image()]);
+    let mut outside = Outside::new(13);
+    outside.listen();
+    let id = serve_http(&engine, &["-p", "18600:80"]);
+    assert_eq!(
+        engine
+            .ok(["inspect", "-f", "{{.HostConfig.NetworkMode}}", &id])
+            .trim(),
+        "pasta"
+    );
+    assert_eq!(engine.ok(["port", &id]).trim(), "80/tcp -> 0.0.0.0:18600");
+    let hostname = hostname_of(&engine, &id);
+    let mut text = String::new();
+    wait_until("the published port answers through pasta", || {
+        text = http_hostname((Ipv4Addr::LOCALHOST, 18600)).unwrap_or_default();
+        text.contains(&hostname)
+    });
+    // The way out, through the user's own sockets.
+    // (pasta passes the peer's close on late: the reader stops after the answer.)
+    let probe = format!("timeout 20 nc -w 10 {} 7777 </dev/null; true", outside.ip);
+    let out = engine.ok(["exec", &id, "sh", "-c", &probe]);
+    assert!(out.contains("outside-answers"), "{out}");
+    // Stopped and started again: a new namespace, pasta again, the same port.
+    engine.ok(["stop", "-t", "1", &id]);
+    engine.ok(["start", &id]);
+    wait_until("the port answers after a restart", || {
+        http_hostname((Ipv4Addr::LOCALHOST, 18600)).is_ok_and(|t| t.contains(&hostname))
+    });
+    engine.ok(["rm", "-f", &id]);
+    wait_until("pasta is gone with the container", || {
+        bulwark_tests::processes_mentioning(&id).is_empty()
+    });
+    assert!(
+        http_hostname((Ipv4Addr::LOCALHOST, 18600)).is_err(),
+        "the port still answers after rm"
+    );
+}
+
+/// The test plugin (tests/plugins/netplugin.py) serving `/run/docker/plugins/NAME.sock`.
+struct Plugin {
+    name: String,
+    socket: std::path::PathBuf,
+    log: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl Plugin {
+    fn start(mode: &str, bridge: &str) -> Plugin {
+        let name = format!("bwtest-{mode}-{}", std::process::id());
+        let socket = std::path::PathBuf::from(format!("/run/docker/plugins/{name}.sock"));
+        let log = std::env::temp_dir().join(format!("{name}.log"));
+        let _ = std::fs::remove_file(&log);
+        let script = bulwark_tests::workspace_root().join("tests/plugins/netplugin.py");
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg(&socket)
+            .arg(&log)
+            .arg(mode)
+            .arg(bridge)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 for the test plugin");
+        wait_until("the plugin listens", || socket.exists());
+        Plugin {
+            name,
+            socket,
+            log,
+            child,
+        }
+    }
+
+    fn calls(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+#[test]
+fn remote_network_and_ipam_drivers_and_one_that_hangs() {
+    let engine = engine();
+    // Named like bulwark's bridges, so a host whose iptables FORWARD drops lets it pass.
+    let bridge = format!("bw-p{}", std::process::id() % 100_000);
+    let plugin = Plugin::start("ok", &bridge);
+    engine.ok([
+        "network",
+        "create",
+        "-d",
+        &plugin.name,
+        "--ipam-driver",
+        &plugin.name,
+        "remote",
+    ]);
+    let net: Value = serde_json::from_str(&engine.ok(["network", "inspect", "remote"])).unwrap();
+    assert_eq!(net[0]["Driver"], plugin.name.as_str());
+    assert_eq!(
+        net[0]["IPAM"]["Config"][0]["Subnet"], "10.249.7.0/24",
+        "{net}"
+    );
+    assert_eq!(
+        net[0]["IPAM"]["Config"][0]["Gateway"], "10.249.7.1",
+        "{net}"
+    );
+    let server = serve_http(&engine, &["--network", "remote"]);
+    assert_eq!(
+        network_of(&engine, &server, "remote")["IPAddress"],
+        "10.249.7.10"
+    );
+    let out = from_container(&engine, "remote", "ip -4 addr show eth0; printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 30 10.249.7.10 80");
+    assert!(out.stdout.contains("inet 10.249.7.11/24"), "{out}");
+    assert!(out.stdout.contains(&hostname_of(&engine, &server)), "{out}");
+    engine.ok(["rm", "-f", &server]);
+    engine.ok(["network", "rm", "remote"]);
+    let calls = plugin.calls();
+    for call in [
+        "/Plugin.Activate",
+        "/IpamDriver.RequestPool",
+        "/NetworkDriver.CreateNetwork",
+        "/NetworkDriver.CreateEndpoint",
+        "/NetworkDriver.Join",
+        "/NetworkDriver.Leave",
+        "/NetworkDriver.DeleteEndpoint",
+        "/IpamDriver.ReleaseAddress",
+        "/NetworkDriver.DeleteNetwork",
+        "/IpamDriver.ReleasePool",
+    ] {
+        assert!(calls.contains(call), "{call} never called:\n{calls}");
+    }
+    assert!(
+        !sh(&["ip", "-o", "link", "show"]).contains(&bridge),
+        "the plugin's bridge is left"
+    );
+    // A plugin that never answers: the command fails after the deadline, not never.
+    let hung = Plugin::start("hang", "unused");
+    let started = std::time::Instant::now();
+    let out = engine.cmd(["network", "create", "-d", &hung.name, "stuck"]);
+    assert!(!out.success(), "{out}");
+    assert!(out.stderr.contains("no answer within"), "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!engine.ok(["network", "ls"]).contains("stuck"));
+    let missing = engine.cmd(["network", "create", "-d", "bwtest-no-such-plugin", "x"]);
+    assert!(
+        missing.stderr.contains("plugin \"bwtest-no-such-plugin\""),
+        "{missing}"
+    );
     assert_nothing_left(&engine);
     assert_no_network_leftovers(&engine);
 }

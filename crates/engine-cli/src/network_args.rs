@@ -62,6 +62,9 @@ pub struct NetworkCreateArgs {
     /// Enable IPv6 networking.
     #[arg(long)]
     pub ipv6: bool,
+    /// IP Address Management Driver (a plugin's name; default: bulwark's own).
+    #[arg(long)]
+    pub ipam_driver: Option<String>,
     /// Set driver specific options.
     #[arg(short = 'o', long = "opt")]
     pub opt: Vec<String>,

@@ -33,6 +33,7 @@ pub fn create(engine: &Engine, a: &NetworkCreateArgs) -> Result<u8, CliError> {
         ip_range: a.ip_range.clone(),
         internal: a.internal,
         ipv6: a.ipv6,
+        ipam_driver: a.ipam_driver.clone().filter(|d| d != "default"),
         options: key_values("-o/--opt", &a.opt)?,
         labels: key_values("--label", &a.label)?,
     };

@@ -12,8 +12,12 @@ pub mod firewall;
 pub mod ipam;
 pub mod link;
 pub mod netns;
+pub mod pasta;
+pub mod plugin;
 pub mod ports;
 mod record;
+pub mod remote;
+pub mod remote_ipam;
 pub mod store;
 
 pub use error::NetworkError;

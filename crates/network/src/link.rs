@@ -167,6 +167,36 @@ impl Netlink {
             .map_err(|e| NetworkError::Netlink(format!("cannot set hairpin mode on {host}: {e}")))
     }
 
+    /// Moves the link `name` into `netns` as `new_name` with address `mac` (an interface
+    /// a remote driver made).
+    pub fn move_into(
+        &self,
+        name: &str,
+        netns: BorrowedFd<'_>,
+        new_name: &str,
+        mac: [u8; 6],
+    ) -> Result<(), NetworkError> {
+        let index = self.must_index(name)?;
+        let down = LinkUnspec::new_with_index(index)
+            .down()
+            .address(mac.to_vec())
+            .build();
+        self.runtime
+            .block_on(self.handle.link().set(down).execute())
+            .map_err(|e| NetworkError::Netlink(format!("cannot set the address of {name}: {e}")))?;
+        let moved = LinkUnspec::new_with_index(index)
+            .setns_by_fd(netns.as_raw_fd())
+            .name(new_name.to_owned())
+            .build();
+        self.runtime
+            .block_on(self.handle.link().set(moved).execute())
+            .map_err(|e| {
+                NetworkError::Netlink(format!(
+                    "cannot move {name} into the container as {new_name}: {e}"
+                ))
+            })
+    }
+
     /// Inside a container's namespace: `lo` up, and if given, `iface` up with its
     /// address and (when `gateway` is given) the default route through it.
     pub fn configure_inside(

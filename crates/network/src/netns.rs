@@ -15,6 +15,8 @@ pub fn create(path: &Path) -> Result<(), NetworkError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(NetworkError::io("cannot create", parent))?;
     }
+    // A file another mount namespace pinned (a user's earlier command) is replaced.
+    let _ = std::fs::remove_file(path);
     std::fs::File::create(path).map_err(NetworkError::io("cannot create", path))?;
     let pinned = path.to_path_buf();
     let made = run_on_thread(move || {
@@ -34,15 +36,21 @@ pub fn create(path: &Path) -> Result<(), NetworkError> {
             ))
         })?;
         // As Docker does: ping works without CAP_NET_RAW (ICMP sockets for every group).
-        let ping = "/proc/sys/net/ipv4/ping_group_range";
-        std::fs::write(ping, "0 2147483647")
-            .map_err(NetworkError::io("cannot set", std::path::Path::new(ping)))?;
+        // Best effort: in a user's namespace only its mapped groups can be named.
+        let _ = std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647");
         crate::link::Netlink::open()?.configure_inside(None)
     });
     if made.is_err() {
         remove(path);
     }
     made
+}
+
+/// Whether `path` is a pinned network namespace in this mount namespace (a file left
+/// behind, or one pinned in another mount namespace, is not).
+pub fn is_pinned(path: &Path) -> bool {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == NSFS_MAGIC)
 }
 
 /// Unpins and forgets a namespace; one already gone is fine.

@@ -26,15 +26,21 @@ pub struct NetworkRecord {
     pub options: BTreeMap<String, String>,
     /// RFC 3339.
     pub created: String,
-    /// The Linux bridge's name.
+    /// The Linux bridge's name (bridge driver).
     pub bridge: String,
+    /// A remote IPAM driver (`--ipam-driver`), and the pool it gave.
+    #[serde(default)]
+    pub ipam_driver: Option<String>,
+    #[serde(default)]
+    pub ipam_pool: Option<String>,
 }
 
 impl NetworkRecord {
-    /// Whether containers on it find each other by name (user-defined networks do; the
-    /// default `bridge` does not, as in Docker).
+    /// Whether containers on it find each other by name (user-defined bridge networks
+    /// do; the default `bridge` does not, as in Docker; names on networks of remote
+    /// drivers are not served yet: the resolver listens on a bridge's gateway).
     pub fn has_names(&self) -> bool {
-        self.name != DEFAULT_NETWORK
+        self.name != DEFAULT_NETWORK && self.driver == "bridge"
     }
 
     pub fn short_id(&self) -> &str {

@@ -185,6 +185,8 @@ mod tests {
             options: Default::default(),
             created: String::new(),
             bridge: "bw-test".into(),
+            ipam_driver: None,
+            ipam_pool: None,
         }
     }
 

@@ -204,10 +204,7 @@ impl Engine {
         let network = request
             .network
             .clone()
-            .unwrap_or_else(|| match self.config.rootless {
-                true => "none".into(),
-                false => self.config.default_network.clone(),
-            });
+            .unwrap_or_else(|| self.default_network());
         let mut net = request.net.clone();
         if let Some(exposed) = image_config["ExposedPorts"].as_object() {
             net.exposed.extend(exposed.keys().cloned());

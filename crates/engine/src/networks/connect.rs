@@ -73,7 +73,7 @@ impl Engine {
         {
             attachment.endpoints.retain(|x| x.network_id != network.id);
             let _ = write_attachment(&dir, &attachment);
-            store.release(&network.name, &dir.id);
+            self.release_addresses(&store, &network, &dir.id);
             return Err(e.into());
         }
         self.sync_names(&network);
@@ -121,7 +121,7 @@ impl Engine {
         self.driver(&network)?.leave(&network, &endpoint)?;
         attachment.endpoints.retain(|e| e.network_id != network.id);
         write_attachment(&dir, &attachment)?;
-        self.networks().release(&network.name, &dir.id);
+        self.release_addresses(&self.networks(), &network, &dir.id);
         if !attachment.ports.is_empty() {
             let store = self.networks();
             let _lock = store.lock()?;

@@ -75,6 +75,17 @@ impl Engine {
         }
         let mode = match record_network {
             "none" | "host" => record_network.to_owned(),
+            "pasta" => {
+                if !self.config.rootless {
+                    return Err(EngineError::InvalidArgument("--network pasta is for rootless containers (as root, bridge networks do its work)".into()));
+                }
+                if bulwark_network::pasta::program().is_none() {
+                    return Err(EngineError::InvalidArgument(
+                        "--network pasta: pasta is not installed (Debian's passt package)".into(),
+                    ));
+                }
+                "pasta".to_owned()
+            }
             other if other.starts_with("container:") => {
                 let target = self.container(&other["container:".len()..])?;
                 format!("container:{}", target.id)
@@ -106,9 +117,10 @@ impl Engine {
                 network.name
             }
         };
-        let joined = !matches!(mode.as_str(), "none" | "host") && !mode.starts_with("container:");
+        let joined =
+            !matches!(mode.as_str(), "none" | "host" | "pasta") && !mode.starts_with("container:");
         // -P with no network of its own publishes nothing (the image's EXPOSE stays).
-        if !joined && !net.publish.is_empty() {
+        if !joined && mode != "pasta" && !net.publish.is_empty() {
             return Err(EngineError::InvalidArgument(format!(
                 "-p/--publish: ports cannot be published with --network {record_network}"
             )));
@@ -144,6 +156,9 @@ impl Engine {
             search: record.net.dns_search.clone(),
             options: record.net.dns_options.clone(),
         };
+        if mode == "pasta" {
+            return self.join_pasta(record, dir, &host, &dns);
+        }
         if mode == "none" {
             self.write_etc(dir, record, None, None, &host, &dns)?;
             return Ok(NetFiles {
@@ -193,6 +208,42 @@ impl Engine {
         })
     }
 
+    /// Without root: a namespace of the container's own that pasta connects to the host
+    /// through the user's sockets, with `-p` forwarded by pasta.
+    fn join_pasta(
+        &self,
+        record: &ContainerRecord,
+        dir: &ContainerDir,
+        host: &HostResolv,
+        dns: &DnsConfig,
+    ) -> Result<NetFiles, EngineError> {
+        let pinned = self.netns_dir().join(&record.id);
+        let mut attachment = Attachment {
+            netns: Some(pinned.display().to_string()),
+            endpoints: Vec::new(),
+            ports: Vec::new(),
+        };
+        write_attachment(dir, &attachment)?;
+        netns::create(&pinned)?;
+        if !record.net.publish.is_empty() || record.net.publish_all {
+            let store = self.networks();
+            let _lock = store.lock()?;
+            attachment.ports = self.allocate_ports(record, Ipv4Addr::UNSPECIFIED)?;
+            write_attachment(dir, &attachment)?;
+        }
+        bulwark_network::pasta::start(
+            &pinned,
+            &attachment.ports,
+            &dir.dir.join("pasta.log"),
+            &dir.dir.join("pasta.pid"),
+        )?;
+        self.write_etc(dir, record, None, None, host, dns)?;
+        Ok(NetFiles {
+            netns: Some(pinned),
+            etc: Some(dir.dir.clone()),
+        })
+    }
+
     /// `--network container:ID`: that container's namespace and files.
     fn joined_to(&self, target: &str) -> Result<NetFiles, EngineError> {
         let other = self.containers().dir(target);
@@ -223,10 +274,25 @@ impl Engine {
         network: &NetworkRecord,
         record: &ContainerRecord,
     ) -> Result<Ipv4Addr, EngineError> {
-        if let Some(text) = &record.net.ip {
-            let ip: Ipv4Addr = text
-                .parse()
-                .map_err(|_| invalid("--ip", text, "an IPv4 address"))?;
+        let wanted: Option<Ipv4Addr> = match &record.net.ip {
+            Some(text) => Some(
+                text.parse()
+                    .map_err(|_| invalid("--ip", text, "an IPv4 address"))?,
+            ),
+            None => None,
+        };
+        if let (Some(name), Some(pool)) = (&network.ipam_driver, &network.ipam_pool) {
+            let plugin = bulwark_network::remote_ipam::RemoteIpam::connect(name)?;
+            let ip = plugin.request_address(pool, wanted, false)?;
+            if !store.claim(&network.name, ip, &record.id)? {
+                return Err(EngineError::Conflict(format!(
+                    "IPAM plugin {name} gave {ip}, which a container on network {} holds",
+                    network.name
+                )));
+            }
+            return Ok(ip);
+        }
+        if let Some(ip) = wanted {
             return match store.claim(&network.name, ip, &record.id)? {
                 true => Ok(ip),
                 false => Err(EngineError::Conflict(format!(
@@ -244,6 +310,21 @@ impl Engine {
             "no available IPv4 addresses on network {} ({})",
             network.name, network.subnet
         )))
+    }
+
+    /// Gives back what `id` holds on `network`: the claims, and a remote IPAM driver's
+    /// addresses.
+    pub(super) fn release_addresses(&self, store: &Networks, network: &NetworkRecord, id: &str) {
+        if let (Some(name), Some(pool)) = (&network.ipam_driver, &network.ipam_pool) {
+            if let Ok(plugin) = bulwark_network::remote_ipam::RemoteIpam::connect(name) {
+                for (ip, holder) in store.claims(&network.name) {
+                    if holder == id {
+                        let _ = plugin.release_address(pool, ip);
+                    }
+                }
+            }
+        }
+        store.release(&network.name, id);
     }
 
     fn write_etc(
@@ -295,15 +376,16 @@ impl Engine {
                 }
             }
             if let Some(pinned) = &attachment.netns {
+                bulwark_network::pasta::stop(&dir.dir.join("pasta.pid"), Path::new(pinned));
                 netns::remove(Path::new(pinned));
             }
         }
         // Claims are found by holder too: a create killed before it wrote network.json.
         for network in store.list() {
-            store.release(&network.name, &dir.id);
+            self.release_addresses(&store, &network, &dir.id);
         }
         let _ = std::fs::remove_file(dir.dir.join(ATTACHMENT));
-        if attachment.as_ref().is_some_and(|a| !a.ports.is_empty()) {
+        if !self.config.rootless && attachment.as_ref().is_some_and(|a| !a.ports.is_empty()) {
             if let Ok(_lock) = store.lock() {
                 let _ = self.sync_firewall_locked(&store);
             }
@@ -322,10 +404,20 @@ impl Engine {
         let Some(pinned) = attachment.netns.as_deref().map(Path::new) else {
             return Ok(());
         };
-        if pinned.exists() {
+        if netns::is_pinned(pinned) {
             return Ok(());
         }
         netns::create(pinned)?;
+        if dir.record()?.network == "pasta" {
+            let log = dir.dir.join("pasta.log");
+            bulwark_network::pasta::start(
+                pinned,
+                &attachment.ports,
+                &log,
+                &dir.dir.join("pasta.pid"),
+            )?;
+            return Ok(());
+        }
         let store = self.networks();
         for endpoint in &attachment.endpoints {
             let network = store.get(&endpoint.network_id)?;

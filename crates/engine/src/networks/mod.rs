@@ -32,6 +32,8 @@ pub struct NetworkCreateRequest {
     pub ip_range: Option<String>,
     pub internal: bool,
     pub ipv6: bool,
+    /// A remote IPAM driver (a plugin's name); `None`: bulwark's own.
+    pub ipam_driver: Option<String>,
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
 }
@@ -91,10 +93,7 @@ impl Engine {
     pub(crate) fn driver(&self, network: &NetworkRecord) -> Result<Box<dyn Driver>, EngineError> {
         match network.driver.as_str() {
             "bridge" => Ok(Box::new(bulwark_network::bridge::Bridge)),
-            other => Err(EngineError::InvalidArgument(format!(
-                "network {}: driver {other:?} is not available",
-                network.name
-            ))),
+            plugin => Ok(Box::new(bulwark_network::remote::Remote::connect(plugin)?)),
         }
     }
 
@@ -124,9 +123,8 @@ impl Engine {
         }
         let driver = request.driver.clone().unwrap_or_else(|| "bridge".into());
         if driver != "bridge" {
-            return Err(EngineError::Network(format!(
-                "plugin \"{driver}\" not found (this build has the bridge driver)"
-            )));
+            // A remote driver: found and activated now, so a missing or hung one fails here.
+            bulwark_network::remote::Remote::connect(&driver)?;
         }
         if request.ipv6 {
             return Err(EngineError::InvalidArgument(
@@ -141,16 +139,19 @@ impl Engine {
             )));
         }
         let record = self.plan_network(&store, request, &driver)?;
-        store.insert(&record)?;
-        if let Err(e) = self
-            .driver(&record)?
-            .create_network(&record)
-            .and_then(|()| self.sync_firewall_locked(&store))
-        {
+        let made = store
+            .insert(&record)
+            .map_err(EngineError::from)
+            .and_then(|()| {
+                self.driver(&record)?.create_network(&record)?;
+                Ok(self.sync_firewall_locked(&store)?)
+            });
+        if let Err(e) = made {
             let _ = self.driver(&record).map(|d| d.delete_network(&record));
             let _ = store.remove(&record.name);
             let _ = self.sync_firewall_locked(&store);
-            return Err(e.into());
+            self.release_pool(&record);
+            return Err(e);
         }
         Ok(record)
     }
@@ -162,6 +163,9 @@ impl Engine {
         driver: &str,
     ) -> Result<NetworkRecord, EngineError> {
         let others = store.list();
+        if let Some(ipam) = &request.ipam_driver {
+            return self.plan_with_remote_ipam(ipam, request, driver, &others);
+        }
         let cidr = |flag: &str, text: &str| -> Result<Ipv4Net, EngineError> {
             text.parse::<Ipv4Net>().map(|n| n.trunc()).map_err(|_| {
                 EngineError::InvalidArgument(format!(
@@ -225,7 +229,8 @@ impl Engine {
                 return Err(EngineError::InvalidArgument(format!("invalid -o com.docker.network.bridge.name={name:?}: expected an interface name of 1 to 15 letters, digits, '-', '_' or '.'")));
             }
             Some(name) => name.clone(),
-            None => format!("bw-{}", &id[..12]),
+            None if driver == "bridge" => format!("bw-{}", &id[..12]),
+            None => String::new(),
         };
         Ok(NetworkRecord {
             name: request.name.clone(),
@@ -239,7 +244,65 @@ impl Engine {
             options: request.options.clone(),
             created: bulwark_container::now(),
             bridge,
+            ipam_driver: None,
+            ipam_pool: None,
         })
+    }
+
+    /// A network whose pool and gateway come from an IPAM plugin.
+    fn plan_with_remote_ipam(
+        &self,
+        ipam: &str,
+        request: &NetworkCreateRequest,
+        driver: &str,
+        others: &[NetworkRecord],
+    ) -> Result<NetworkRecord, EngineError> {
+        let plugin = bulwark_network::remote_ipam::RemoteIpam::connect(ipam)?;
+        let pool = plugin.request_pool(request.subnet.as_deref(), request.ip_range.as_deref())?;
+        let release = |e: EngineError| {
+            let _ = plugin.release_pool(&pool.id);
+            e
+        };
+        if let Some(other) = others
+            .iter()
+            .find(|o| ipam::overlaps(&o.subnet, &pool.subnet))
+        {
+            return Err(release(EngineError::Conflict(format!(
+                "IPAM plugin {ipam} gave {}, which overlaps network {} ({})",
+                pool.subnet, other.name, other.subnet
+            ))));
+        }
+        let wanted = match &request.gateway {
+            Some(text) => Some(text.parse().map_err(|_| {
+                release(EngineError::InvalidArgument(format!(
+                    "invalid --gateway {text:?}: expected an IPv4 address"
+                )))
+            })?),
+            None => None,
+        };
+        let gateway = plugin
+            .request_address(&pool.id, wanted, true)
+            .map_err(|e| release(e.into()))?;
+        let mut plain = request.clone();
+        plain.ipam_driver = None;
+        plain.subnet = Some(pool.subnet.to_string());
+        plain.gateway = Some(gateway.to_string());
+        plain.ip_range = None;
+        let store = self.networks();
+        let mut record = self.plan_network(&store, &plain, driver).map_err(release)?;
+        record.ipam_driver = Some(ipam.to_owned());
+        record.ipam_pool = Some(pool.id);
+        Ok(record)
+    }
+
+    /// Gives a remote IPAM driver back its pool and gateway (what is gone is fine).
+    fn release_pool(&self, network: &NetworkRecord) {
+        if let (Some(name), Some(pool)) = (&network.ipam_driver, &network.ipam_pool) {
+            if let Ok(plugin) = bulwark_network::remote_ipam::RemoteIpam::connect(name) {
+                let _ = plugin.release_address(pool, network.gateway);
+                let _ = plugin.release_pool(pool);
+            }
+        }
     }
 
     /// A subnet from Docker's pools that no other network and no route of the host uses.
@@ -249,6 +312,20 @@ impl Engine {
         ipam::choose_subnet(&taken).ok_or_else(|| {
             EngineError::Conflict("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into())
         })
+    }
+
+    /// The network of a container that names none: the configured one (`bridge`) as
+    /// root; without root, `pasta` where it is installed (loopback only otherwise)
+    /// unless the configuration names another.
+    pub(crate) fn default_network(&self) -> String {
+        let configured = &self.config.default_network;
+        if !self.config.rootless || configured != DEFAULT_NETWORK {
+            return configured.clone();
+        }
+        match bulwark_network::pasta::program() {
+            Some(_) => "pasta".into(),
+            None => "none".into(),
+        }
     }
 
     /// The network a container names, `bridge` made on first use.
@@ -338,7 +415,7 @@ impl Engine {
             "Driver": network.driver,
             "EnableIPv4": true,
             "EnableIPv6": false,
-            "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
+            "IPAM": {"Driver": network.ipam_driver.clone().unwrap_or_else(|| "default".into()), "Options": {}, "Config": [config]},
             "Internal": network.internal,
             "Attachable": false,
             "Ingress": false,
@@ -371,6 +448,7 @@ impl Engine {
         }
         self.driver(&network)?.delete_network(&network)?;
         store.remove(&network.name)?;
+        self.release_pool(&network);
         self.sync_names(&network);
         self.sync_firewall_locked(&store)?;
         Ok(network.name)
