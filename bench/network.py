@@ -45,7 +45,7 @@ IPERF_PORT = 5201
 def sh(argv, check=True, timeout=180, env=None, capture=True):
     p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=capture, text=True, timeout=timeout, env=env)
     if check and p.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, argv))}: {p.returncode}: {(p.stderr or '').strip()[-400:]}")
+        raise RuntimeError(f"exit {p.returncode}: {(p.stderr or '').strip()[-300:]} (from: {' '.join(map(str, argv))[-160:]})")
     return (p.stdout or "").strip()
 
 
@@ -164,6 +164,13 @@ class Bulwark(Engine):
         ids = sh(self.argv("ps", "-aq", "--no-trunc"), check=False, env=self.env).split()
         self.rm(*ids)
         sh(self.argv("network", "prune", "-f"), check=False, env=self.env)
+        # The store's default bridge and nftables table are named after its path
+        # (FNV-1a, as the engine names them) and outlive it otherwise.
+        h = 0x811C9DC5
+        for byte in self.env["BULWARK_STORE"].encode():
+            h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+        sh(["ip", "link", "del", f"bw-d{h:08x}"], check=False)
+        sh(["nft", "delete", "table", "ip", f"bulwark-{h:08x}"], check=False)
 
     def run_rm(self, network):
         return self.argv("run", "--rm", "--network", network, TAG, "true")
@@ -191,7 +198,8 @@ class Podman(Engine):
         self.env = dict(os.environ, CONTAINERS_CONF=str(work / "containers.conf"))
 
     def argv(self, *args):
-        return ["podman", "--root", str(self.root), "--runroot", str(self.runroot), "--cgroup-manager", "cgroupfs",
+        # runc: crun 1.8 refuses this host's hybrid cgroup layout.
+        return ["podman", "--root", str(self.root), "--runroot", str(self.runroot), "--runtime", "runc", "--cgroup-manager", "cgroupfs",
                 "--events-backend", "file", "--log-level", "error", *args]
 
     def start(self, image_tar):
@@ -252,6 +260,76 @@ class Docker(Engine):
 
     def run_rm(self, network):
         return self.argv("run", "--rm", "--network", network, TAG, "true")
+
+
+ROOTLESS_USER = "bulwark-rootless"  # the tests' user (tests/src/rootless.rs makes it)
+
+
+class Rootless(Engine):
+    """An engine run by an ordinary user: bulwark (pasta) or Podman (its default,
+    slirp4netns with rootlessport, on 4.3); only published-port figures."""
+
+    def __init__(self, work: Path, kind: str, bulwark: Path):
+        import pwd
+        self.kind, self.name = kind, f"{kind}-rootless"
+        user = pwd.getpwnam(ROOTLESS_USER)
+        self.uid, self.gid = user.pw_uid, user.pw_gid
+        self.home = work / f"home-{kind}"
+        self.home.mkdir(parents=True)
+        (self.home / "run").mkdir(mode=0o700)
+        bindir = self.home / "bin"
+        bindir.mkdir()
+        for name in ("bulwark", "bulwark-mon", "bulwark-dns"):
+            shutil.copy(bulwark.parent / name, bindir / name)
+        # Podman refuses a run root longer than 50 characters.
+        self.runroot = Path(tempfile.mkdtemp(prefix="bwp-", dir="/tmp"))
+        subprocess.run(["chown", "-R", f"{self.uid}:{self.gid}", str(self.home), str(self.runroot)], check=True)
+        os.chmod(work, 0o755)
+        self.env = None
+
+    def argv(self, *args):
+        env = ["env", f"HOME={self.home}", f"XDG_RUNTIME_DIR={self.home}/run", f"USER={ROOTLESS_USER}",
+               f"BULWARK_MONITOR={self.home}/bin/bulwark-mon"]
+        base = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--", *env]
+        if self.kind == "bulwark":
+            return [*base, str(self.home / "bin/bulwark"), *args]
+        return [*base, "podman", "--root", str(self.home / "root"), "--runroot", str(self.runroot),
+                "--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "file", *args]
+
+    def start(self, image_tar):
+        if not shutil.which("setpriv"):
+            raise RuntimeError("setpriv is missing")
+        copy = self.home / "image.tar"
+        shutil.copy(image_tar, copy)
+        os.chown(copy, self.uid, self.gid)
+        sh(self.argv("load", "-i", str(copy)))
+
+    def run_d(self, *args):
+        args = [f"localhost/{TAG}" if a == TAG and self.kind == "podman" else a for a in args]
+        return sh(self.argv("run", "-d", *args)).splitlines()[-1]
+
+    def stop(self):
+        ids = sh(self.argv("ps", "-aq"), check=False).split()
+        if ids:
+            sh(self.argv("rm", "-f", *ids), check=False)
+        if self.kind == "podman":
+            sh(self.argv("system", "reset", "-f"), check=False)
+        shutil.rmtree(self.runroot, ignore_errors=True)
+
+
+def measure_rootless(engine: Rootless, seconds: int, requests: int, results: dict):
+    own = results.setdefault(engine.name, {})
+    hostport, web_port = free_port(), free_port()
+    server = engine.run_d("-p", f"{hostport}:{IPERF_PORT}", TAG, "iperf3", "-s")
+    web = engine.run_d("-p", f"{web_port}:80", TAG, "httpd", "-f", "-p", "80", "-h", "/etc")
+    try:
+        wait_tcp(hostport)
+        own["published_gbits"] = iperf_gbits(["iperf3", "-c", "127.0.0.1", "-p", str(hostport), "-t", str(seconds)])
+        wait_tcp(web_port)
+        samples = [request_ms(web_port) for _ in range(requests)]
+        own["request_ms"] = {"median": statistics.median(samples), "n": len(samples)}
+    finally:
+        engine.rm(server, web)
 
 
 def measure_engine(engine: Engine, seconds: int, requests: int, results: dict):
@@ -316,6 +394,26 @@ def run_times(engines: list, rounds: int, results: dict):
             results.setdefault(name, {})[f"run_rm_{n}_ms"] = statistics.median(s)
 
 
+def jumbo(started: list, seconds: int, results: dict):
+    """bulwark's published port and container-to-container path on a network whose
+    interfaces have a 65520-byte MTU (-o com.docker.network.driver.mtu), as loopback has."""
+    b = next((e for e in started if e.name == "bulwark"), None)
+    if b is None:
+        return
+    own = results.setdefault("bulwark-mtu65520", {})
+    try:
+        sh(b.argv("network", "create", "-o", "com.docker.network.driver.mtu=65520", "jumbo"), env=b.env)
+        hostport = free_port()
+        server = b.run_d("--network", "jumbo", "-p", f"{hostport}:{IPERF_PORT}", TAG, "iperf3", "-s")
+        wait_tcp(hostport)
+        own["published_gbits"] = iperf_gbits(["iperf3", "-c", "127.0.0.1", "-p", str(hostport), "-t", str(seconds)])
+        client = b.run_d("--network", "jumbo", TAG, "iperf3", "-c", b.ip_of(server), "-t", str(seconds), "-J")
+        own["container_to_container_gbits"] = container_iperf(b, client)
+        b.rm(server)
+    except Exception as err:  # noqa: BLE001
+        own["error"] = str(err)[:300]
+
+
 def write(results: dict, args):
     out = BENCH / "results"
     out.mkdir(exist_ok=True)
@@ -325,7 +423,7 @@ def write(results: dict, args):
              f"Host loopback (reference): {ref:.1f} Gbit/s" if ref else "Host loopback: not measured", "",
              "| engine | published port, host -> 127.0.0.1 (Gbit/s) | vs loopback | container -> container | container -> host | request via published port (median ms) | run --rm default network (ms) | run --rm --network none (ms) | networking adds (ms) |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for name in ("bulwark", "podman", "docker"):
+    for name in ("bulwark", "bulwark-mtu65520", "podman", "docker", "bulwark-rootless", "podman-rootless"):
         r = results.get(name)
         if not r:
             continue
@@ -333,12 +431,14 @@ def write(results: dict, args):
             lines.append(f"| {name} | unavailable: {r['error']} |||||||| ")
             continue
         pub = r.get("published_gbits")
-        add = (r.get("run_rm_default_ms") or 0) - (r.get("run_rm_none_ms") or 0)
+        add = (r["run_rm_default_ms"] - r["run_rm_none_ms"]) if "run_rm_default_ms" in r and "run_rm_none_ms" in r else None
         f = lambda v, fmt="{:.1f}": fmt.format(v) if isinstance(v, (int, float)) else "-"
         lines.append(f"| {name} | {f(pub)} | {f(pub / ref if pub and ref else None, '{:.2f}x')} | {f(r.get('container_to_container_gbits'))} | "
                      f"{f(r.get('container_to_host_gbits'))} | {f(r.get('request_ms', {}).get('median'), '{:.2f}')} | "
                      f"{f(r.get('run_rm_default_ms'))} | {f(r.get('run_rm_none_ms'))} | {f(add)} |")
-    lines += ["", "Docker publishes 127.0.0.1 through its docker-proxy process (its default); bulwark by nftables DNAT with route_localnet; Podman through netavark's nftables/iptables DNAT.", ""]
+    lines += ["", "Docker publishes 127.0.0.1 through its docker-proxy process (its default); bulwark by nftables DNAT with route_localnet; Podman through netavark's nftables/iptables DNAT. "
+              "bulwark-mtu65520: a network made with -o com.docker.network.driver.mtu=65520 (loopback's MTU is 65536; the default 1500 costs per-packet work). "
+              "Rootless: bulwark through pasta; Podman 4.3 through slirp4netns with its rootlessport proxy (its default; pasta came in Podman 4.4).", ""]
     (out / "network.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
@@ -383,6 +483,15 @@ def main():
             except Exception as err:  # noqa: BLE001
                 results.setdefault(e.name, {})["error"] = str(err)[:300]
         run_times(started, args.rounds, results)
+        for kind in ("bulwark", "podman"):
+            try:
+                r = Rootless(work, kind, args.bulwark)
+                r.start(image)
+                started.append(r)
+                measure_rootless(r, args.seconds, args.requests, results)
+            except Exception as err:  # noqa: BLE001
+                results.setdefault(f"{kind}-rootless", {})["error"] = str(err)[:300]
+        jumbo(started, args.seconds, results)
     finally:
         for e in started:
             e.stop()

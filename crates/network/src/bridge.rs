@@ -67,6 +67,7 @@ impl Driver for Bridge {
             fd.as_fd(),
             &endpoint.interface,
             mac,
+            network.mtu(),
         )?;
         let (iface, ip, prefix) = (endpoint.interface.clone(), endpoint.ip, endpoint.prefix);
         let gateway = (!network.internal).then_some(endpoint.gateway);

@@ -21,4 +21,4 @@ pub mod remote_ipam;
 pub mod store;
 
 pub use error::NetworkError;
-pub use record::{Attachment, Endpoint, NetworkRecord, DEFAULT_NETWORK};
+pub use record::{Attachment, Endpoint, NetworkRecord, DEFAULT_NETWORK, MTU_OPTION};

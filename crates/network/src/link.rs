@@ -145,17 +145,22 @@ impl Netlink {
         netns: BorrowedFd<'_>,
         inside: &str,
         mac: [u8; 6],
+        mtu: Option<u32>,
     ) -> Result<(), NetworkError> {
         let bridge_index = self.must_index(bridge)?;
-        let peer = LinkUnspec::new_with_name(inside)
+        let mut peer = LinkUnspec::new_with_name(inside)
             .setns_by_fd(netns.as_raw_fd())
-            .address(mac.to_vec())
-            .build();
-        let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .address(mac.to_vec());
+        let mut message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(host.to_owned())
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .controller(bridge_index)
-            .up()
+            .up();
+        if let Some(mtu) = mtu {
+            peer = peer.mtu(mtu);
+            message = message.mtu(mtu);
+        }
+        let message = message
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
             .build();
         self.runtime
             .block_on(self.handle.link().add(message).execute())

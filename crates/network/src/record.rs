@@ -5,6 +5,9 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+/// Docker's driver option for the MTU of a network's interfaces.
+pub const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+
 /// The network Docker users get when they name none.
 pub const DEFAULT_NETWORK: &str = "bridge";
 
@@ -41,6 +44,11 @@ impl NetworkRecord {
     /// drivers are not served yet: the resolver listens on a bridge's gateway).
     pub fn has_names(&self) -> bool {
         self.name != DEFAULT_NETWORK && self.driver == "bridge"
+    }
+
+    /// `-o com.docker.network.driver.mtu=N`: the MTU of the network's interfaces.
+    pub fn mtu(&self) -> Option<u32> {
+        self.options.get(MTU_OPTION)?.parse().ok()
     }
 
     pub fn short_id(&self) -> &str {

@@ -217,6 +217,14 @@ impl Engine {
             }
             None => None,
         };
+        if let Some(mtu) = request.options.get(bulwark_network::MTU_OPTION) {
+            if !mtu.parse::<u32>().is_ok_and(|m| (68..=65535).contains(&m)) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid -o {}={mtu:?}: expected an MTU from 68 to 65535",
+                    bulwark_network::MTU_OPTION
+                )));
+            }
+        }
         let id = crate::containers::random_hex(32)?;
         let bridge = match request.options.get("com.docker.network.bridge.name") {
             Some(name)
