@@ -266,6 +266,8 @@ fn published_ports_answer_from_everywhere_without_a_proxy() {
         engine.ok(["port", &server]).trim(),
         "80/tcp -> 0.0.0.0:18080"
     );
+    let ps = engine.ok(["ps"]);
+    assert!(ps.contains("0.0.0.0:18080->80/tcp"), "{ps}");
     for target in [Ipv4Addr::LOCALHOST, gateway, outside.host_ip] {
         let text = http_hostname((target, 18080)).unwrap_or_else(|e| panic!("{target}:18080: {e}"));
         assert!(text.contains(&hostname), "{target}: {text}");

@@ -720,14 +720,17 @@ pub fn rename(engine: &Engine, a: &RenameArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
+/// Docker's prompt before a prune: true when the user answers y.
+pub(crate) fn confirm(warning: &str) -> bool {
+    eprint!("WARNING! {warning}\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    answer.trim().eq_ignore_ascii_case("y")
+}
+
 pub fn prune(engine: &Engine, a: &PruneArgs) -> Result<u8, CliError> {
-    if !a.force {
-        eprint!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !answer.trim().eq_ignore_ascii_case("y") {
-            return Ok(0);
-        }
+    if !a.force && !confirm("This will remove all stopped containers.") {
+        return Ok(0);
     }
     let (removed, reclaimed) = engine.prune_containers()?;
     if !removed.is_empty() {
@@ -845,7 +848,7 @@ pub fn ps(engine: &Engine, a: &PsArgs) -> Result<u8, CliError> {
                 "RunningFor": humantime::parse_rfc3339_weak(&c.record.created).ok().and_then(|t| now.duration_since(t).ok()).map(|d| format!("{} ago", bulwark_engine::human_duration(d))).unwrap_or_default(),
                 "Status": c.status_text(now),
                 "State": c.state.status.name(),
-                "Ports": "",
+                "Ports": c.ports_text(),
                 "Names": c.record.name,
                 "Labels": labels,
                 "Mounts": c.record.binds.iter().map(|b| b.source.clone()).collect::<Vec<_>>().join(","),

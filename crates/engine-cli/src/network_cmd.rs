@@ -162,13 +162,12 @@ pub fn rm(engine: &Engine, a: &NetworkRmArgs) -> Result<u8, CliError> {
 }
 
 pub fn prune(engine: &Engine, a: &NetworkPruneArgs) -> Result<u8, CliError> {
-    if !a.force {
-        eprint!("WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ");
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !answer.trim().eq_ignore_ascii_case("y") {
-            return Ok(0);
-        }
+    if !a.force
+        && !crate::container_cmd::confirm(
+            "This will remove all custom networks not used by at least one container.",
+        )
+    {
+        return Ok(0);
     }
     let removed = engine.prune_networks()?;
     if !removed.is_empty() {

@@ -13,9 +13,31 @@ use crate::{Engine, EngineError};
 pub struct ContainerSummary {
     pub record: ContainerRecord,
     pub state: RunState,
+    /// Its published ports.
+    pub ports: Vec<bulwark_network::ports::PortMapping>,
 }
 
 impl ContainerSummary {
+    /// Docker's PORTS column: `0.0.0.0:8080->80/tcp, 127.0.0.1:53->53/udp`.
+    pub fn ports_text(&self) -> String {
+        self.ports
+            .iter()
+            .map(|m| {
+                let ip = m
+                    .host_ip
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "0.0.0.0".into());
+                format!(
+                    "{ip}:{}->{}/{}",
+                    m.host_port,
+                    m.container_port,
+                    m.protocol.name()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The command as `ps` shows it (quoted, like Docker's `"sh -c 'x'"` without quotes).
     pub fn command(&self) -> String {
         self.record.run.args().join(" ")
@@ -93,7 +115,12 @@ impl Engine {
                 continue;
             };
             if all || state.is_live() {
-                list.push(ContainerSummary { record, state });
+                let ports = crate::networks::published(&dir.dir);
+                list.push(ContainerSummary {
+                    record,
+                    state,
+                    ports,
+                });
             }
         }
         list.sort_by(|a, b| b.record.created.cmp(&a.record.created));

@@ -437,6 +437,27 @@ impl Engine {
         Ok(())
     }
 
+    /// The containers on `network`: id, name and endpoint.
+    pub(crate) fn members(&self, network: &NetworkRecord) -> Vec<(String, String, Endpoint)> {
+        let mut out = Vec::new();
+        for (id, attachment) in self.attachments() {
+            let name = self
+                .containers()
+                .dir(&id)
+                .record()
+                .map(|r| r.name)
+                .unwrap_or_default();
+            for e in attachment
+                .endpoints
+                .into_iter()
+                .filter(|e| e.network_id == network.id)
+            {
+                out.push((id.clone(), name.clone(), e));
+            }
+        }
+        out
+    }
+
     /// Every container's attachment, by container id.
     pub(crate) fn attachments(&self) -> Vec<(String, Attachment)> {
         let containers = self.containers();

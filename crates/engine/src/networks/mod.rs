@@ -17,6 +17,13 @@ use serde_json::{json, Value};
 
 pub use join::NetFiles;
 
+/// The published ports of the container whose directory is `dir`.
+pub(crate) fn published(dir: &std::path::Path) -> Vec<bulwark_network::ports::PortMapping> {
+    join::read_attachment(dir)
+        .map(|a| a.ports)
+        .unwrap_or_default()
+}
+
 use crate::{Engine, EngineError};
 
 /// Networks every engine has without `network create` (`bridge` is made on first use).
@@ -386,29 +393,17 @@ impl Engine {
     pub fn inspect_network(&self, what: &str) -> Result<Value, EngineError> {
         let network = self.networks().get(what)?;
         let mut containers = serde_json::Map::new();
-        for (id, attachment) in self.attachments() {
-            for e in attachment
-                .endpoints
-                .iter()
-                .filter(|e| e.network_id == network.id)
-            {
-                let name = self
-                    .containers()
-                    .dir(&id)
-                    .record()
-                    .map(|r| r.name)
-                    .unwrap_or_default();
-                containers.insert(
-                    id.clone(),
-                    json!({
-                        "Name": name,
-                        "EndpointID": e.host_interface,
-                        "MacAddress": e.mac,
-                        "IPv4Address": format!("{}/{}", e.ip, e.prefix),
-                        "IPv6Address": "",
-                    }),
-                );
-            }
+        for (id, name, e) in self.members(&network) {
+            containers.insert(
+                id,
+                json!({
+                    "Name": name,
+                    "EndpointID": e.host_interface,
+                    "MacAddress": e.mac,
+                    "IPv4Address": format!("{}/{}", e.ip, e.prefix),
+                    "IPv6Address": "",
+                }),
+            );
         }
         let mut config =
             json!({"Subnet": network.subnet.to_string(), "Gateway": network.gateway.to_string()});

@@ -28,25 +28,13 @@ impl Engine {
         }
         let path = self.records_path(network);
         let mut records = Vec::new();
-        for (id, attachment) in self.attachments() {
-            let name = self
-                .containers()
-                .dir(&id)
-                .record()
-                .map(|r| r.name)
-                .unwrap_or_default();
-            for e in attachment
-                .endpoints
-                .iter()
-                .filter(|e| e.network_id == network.id)
-            {
-                let mut names: Vec<String> = vec![id[..12].to_owned()];
-                if !name.is_empty() {
-                    names.insert(0, name.clone());
-                }
-                names.extend(e.aliases.iter().cloned());
-                records.push(json!({"names": names, "ip": e.ip.to_string()}));
+        for (id, name, e) in self.members(network) {
+            let mut names: Vec<String> = vec![id[..12].to_owned()];
+            if !name.is_empty() {
+                names.insert(0, name);
             }
+            names.extend(e.aliases);
+            records.push(json!({"names": names, "ip": e.ip.to_string()}));
         }
         let still_there = self.networks().get(&network.id).is_ok();
         if records.is_empty() || !still_there {
