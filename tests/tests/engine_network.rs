@@ -788,6 +788,18 @@ fn connect_disconnect_and_a_lost_namespace_come_back() {
     let out = engine.ok(["exec", &id, "ip", "-4", "addr", "show", "eth0"]);
     assert!(out.contains(before.as_str().unwrap()), "{out}");
     engine.ok(["rm", "-f", &id, &server]);
+    // A reboot also takes the bridges and the rules: the next container brings both back.
+    let table = bulwark_tests::firewall_table(&engine.store());
+    sh(&[
+        "ip",
+        "link",
+        "del",
+        &bulwark_tests::default_bridge(&engine.store()),
+    ]);
+    sh(&["nft", "delete", "table", "ip", &table]);
+    engine.ok(["run", "--rm", image(), "true"]);
+    let rules = sh(&["nft", "list", "table", "ip", &table]);
+    assert!(rules.contains("masquerade"), "{rules}");
     engine.ok(["network", "rm", "extra"]);
     assert_nothing_left(&engine);
     assert_no_network_leftovers(&engine);

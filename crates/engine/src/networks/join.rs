@@ -192,11 +192,20 @@ impl Engine {
         };
         write_attachment(dir, &attachment)?;
         netns::create(&pinned)?;
+        // A bridge that is gone (the host rebooted) took the rules with it: the join
+        // makes the bridge again, and the rules are rebuilt below.
+        let lost = network.driver == "bridge"
+            && bulwark_network::link::Netlink::open()?
+                .index(&network.bridge)?
+                .is_none();
         self.driver(&network)?.join(&network, &endpoint, &pinned)?;
-        if !record.net.publish.is_empty() || record.net.publish_all {
+        let publishes = !record.net.publish.is_empty() || record.net.publish_all;
+        if publishes || lost {
             let _lock = store.lock()?;
-            attachment.ports = self.allocate_ports(record, ip)?;
-            write_attachment(dir, &attachment)?;
+            if publishes {
+                attachment.ports = self.allocate_ports(record, ip)?;
+                write_attachment(dir, &attachment)?;
+            }
             self.sync_firewall_locked(&store)?;
         }
         let resolver = network.has_names().then_some(network.gateway);
