@@ -267,6 +267,29 @@ impl Engine {
             }
             kill_all(&self.runtime_root(), &dir.id);
             self.wait_for_monitor(&dir)?;
+        } else if dir.monitor_alive() {
+            // A `start` killed after it spawned the monitor: the monitor is still
+            // bringing the container up (its state says created). Stopped as a live one,
+            // again until the monitor is gone, since the container may appear meanwhile.
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"/{}\": container is starting: stop the container before removing or force remove",
+                    record.name
+                )));
+            }
+            std::fs::write(dir.stopped_marker(), b"")
+                .map_err(io("marking the container stopped"))?;
+            let root = self.runtime_root();
+            if !wait_until(MONITOR_DEADLINE, || {
+                kill_all(&root, &dir.id);
+                !dir.monitor_alive()
+            }) {
+                return Err(EngineError::Other(format!(
+                    "container {}: its monitor did not finish within {} s",
+                    dir.short_id(),
+                    MONITOR_DEADLINE.as_secs()
+                )));
+            }
         }
         // A monitor killed before it cleaned up leaves the runtime's state (and maybe
         // processes): delete --force kills and removes them.
