@@ -627,7 +627,8 @@ impl Drop for RawTerminal {
 }
 
 /// Runs `each` on every container named; prints what it returns; reports each failure.
-fn for_each(
+/// Runs `each` for every name, printing its line or its error; fails if any failed.
+pub(crate) fn for_each(
     containers: &[String],
     mut each: impl FnMut(&str) -> Result<Option<String>, EngineError>,
 ) -> Result<u8, CliError> {

@@ -143,22 +143,13 @@ pub fn inspect(engine: &Engine, a: &crate::container_args::InspectArgs) -> Resul
 }
 
 pub fn rm(engine: &Engine, a: &NetworkRmArgs) -> Result<u8, CliError> {
-    let mut failed = false;
-    for what in &a.networks {
-        match engine.remove_network(what) {
-            Ok(_) => println!("{what}"),
-            Err(bulwark_engine::EngineError::Network(m)) if a.force && m.contains("not found") => {}
-            Err(e) => {
-                eprintln!("Error response from daemon: {e}");
-                failed = true;
-            }
+    crate::container_cmd::for_each(&a.networks, |what| match engine.remove_network(what) {
+        Ok(_) => Ok(Some(what.to_owned())),
+        Err(bulwark_engine::EngineError::Network(m)) if a.force && m.contains("not found") => {
+            Ok(None)
         }
-    }
-    if failed {
-        Err(CliError::Reported)
-    } else {
-        Ok(0)
-    }
+        Err(e) => Err(e),
+    })
 }
 
 pub fn prune(engine: &Engine, a: &NetworkPruneArgs) -> Result<u8, CliError> {
